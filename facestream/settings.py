@@ -1,0 +1,92 @@
+"""One typed settings object, read from the environment.
+
+Every variable is ``FACESTREAM_<FIELD>`` (e.g. ``FACESTREAM_SESSION_GAP_S``), except the two
+that deployments conventionally set by their common names: ``KAFKA_BOOTSTRAP_SERVERS`` and
+``DATABASE_URL``. The defaults run the embedded stack on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from facestream import assets
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FACESTREAM_", extra="ignore", populate_by_name=True)
+
+    # --- broker -----------------------------------------------------------------------------
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "FACESTREAM_KAFKA_BOOTSTRAP_SERVERS"),
+        description="host:port[,host:port]. Unset: the embedded broker (noida-db) is used.",
+    )
+    embedded_kafka_port: int = Field(19092, description="port of the embedded broker")
+    data_dir: Path = Field(Path(".facestream"), description="state of the embedded stack")
+
+    # --- topics -----------------------------------------------------------------------------
+    frames_topic: str = "facestream.frames"
+    results_topic: str = "facestream.results"
+    summaries_topic: str = "facestream.sessions"
+    dead_letter_topic: str = "facestream.dead-letters"
+    partitions: int = Field(4, ge=1, description="partitions of every facestream topic")
+    replication_factor: int = Field(1, ge=1)
+    frames_retention_ms: int = Field(6 * 3600 * 1000, description="frames are bulky: keep hours")
+    results_retention_ms: int = Field(7 * 24 * 3600 * 1000)
+
+    # --- processor --------------------------------------------------------------------------
+    app_id: str = Field("facestream", description="Faust app id = consumer group")
+    session_gap_s: float = Field(5.0, gt=0, description="inactivity that closes a face session")
+    batch_size: int = Field(256, ge=1, description="frames per model call")
+    batch_within_s: float = Field(0.02, gt=0, description="max wait to fill a batch")
+    onnx_threads: int = Field(1, ge=1)
+    worker_web_port: int = Field(6066, description="Faust's web server (health, stats)")
+    worker_web_enabled: bool = True
+    sweep_interval_s: float = Field(1.0, gt=0, description="how often idle sessions are closed")
+
+    # --- producer ---------------------------------------------------------------------------
+    max_faces: int = Field(4, ge=1)
+    device_id: str = Field("edge-0", description="who is publishing, stamped on every frame")
+
+    # --- storage ----------------------------------------------------------------------------
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "FACESTREAM_DATABASE_URL"),
+    )
+    cache_dir: Path = Field(default_factory=assets.cache_dir)
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _strip(cls, v: str | None) -> str | None:
+        return v.strip() or None if v else None
+
+    @property
+    def embedded(self) -> bool:
+        """True when no external broker is configured."""
+        return self.kafka_bootstrap_servers is None
+
+    @property
+    def bootstrap(self) -> str:
+        """The broker address clients should use."""
+        return self.kafka_bootstrap_servers or f"127.0.0.1:{self.embedded_kafka_port}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def settings_env(s: Settings) -> dict[str, str]:
+    """Environment variables that reproduce ``s`` in another process."""
+    env = {}
+    for name, f in type(s).model_fields.items():
+        value = getattr(s, name)
+        if value is None:
+            continue
+        var = f.validation_alias.choices[0] if f.validation_alias else f"FACESTREAM_{name.upper()}"
+        env[str(var)] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env

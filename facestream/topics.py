@@ -1,0 +1,59 @@
+"""Explicit topic creation: partition counts and retention are chosen, never auto-created."""
+
+from __future__ import annotations
+
+import logging
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.partitioner.default import murmur2
+
+from facestream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def topic_specs(s: Settings) -> dict[str, dict[str, str]]:
+    """Topic name -> topic configs for every topic facestream writes."""
+    return {
+        s.frames_topic: {"retention.ms": str(s.frames_retention_ms)},
+        s.results_topic: {"retention.ms": str(s.results_retention_ms)},
+        s.summaries_topic: {"retention.ms": str(s.results_retention_ms)},
+        s.dead_letter_topic: {"retention.ms": str(s.results_retention_ms)},
+    }
+
+
+def ensure_topics(s: Settings, timeout_s: float = 30.0) -> list[str]:
+    """Create the missing facestream topics; return the names created."""
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=s.bootstrap, client_id="facestream-admin",
+                                 request_timeout_ms=int(timeout_s * 1000))
+    except KafkaError as exc:
+        raise RuntimeError(
+            f"cannot reach the Kafka broker at {s.bootstrap} ({exc}). Start it with "
+            "`facestream up`, or set KAFKA_BOOTSTRAP_SERVERS to a running broker."
+        ) from exc
+    try:
+        existing = set(admin.list_topics())
+        created = []
+        for name, configs in topic_specs(s).items():
+            if name in existing:
+                continue
+            try:
+                admin.create_topics([NewTopic(name, num_partitions=s.partitions,
+                                              replication_factor=s.replication_factor,
+                                              topic_configs=configs)])
+                created.append(name)
+            except TopicAlreadyExistsError:  # created concurrently by another process
+                pass
+        if created:
+            log.info("created topics %s with %d partitions", created, s.partitions)
+        return created
+    finally:
+        admin.close()
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default (murmur2) partitioner picks for ``key``: the same in
+    kafka-python, aiokafka and the Java client."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions

@@ -1,0 +1,145 @@
+"""The Faust stream processor: frames topic -> per-face sessions -> results and summaries.
+
+Faust has no session windows, so a face session lives in a changelog-backed table keyed by the
+face key (``session_id/track_id``, the frames' partitioning key). The table uses the producer's
+key partitioner (``use_partitioner=True``): a batch from ``stream.take`` may mix partitions, and
+the changelog partition must follow the key, not whichever event happens to be current. Because
+Kafka's default partitioner is murmur2 everywhere, a key's changelog partition equals its frames
+partition, so the worker that owns a face's frames also recovers its session.
+
+Sessions close by inactivity in a timer (no frame for ``session_gap_s`` of processing time,
+with the same grace after every rebalance so a restarted worker reading a backlog does not close
+live sessions), emitting a ``SessionSummary``. Processing is at-least-once; sinks deduplicate on
+(face_key, seq).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+
+import faust
+
+from facestream.settings import Settings, get_settings
+from facestream.topics import partition_for
+from processors.cues import CueParams
+from processors.pipeline import FrameProcessor
+from processors.session import FaceSession
+from schemas import LandmarkFrame, PayloadError
+
+log = logging.getLogger(__name__)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def create_app(settings: Settings | None = None) -> faust.App:
+    s = settings or get_settings()
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        s.app_id,
+        broker=[f"kafka://{h.strip()}" for h in s.bootstrap.split(",")],
+        store="memory://",
+        datadir=str(s.data_dir / "faust"),
+        topic_partitions=s.partitions,
+        topic_replication_factor=s.replication_factor,
+        processing_guarantee="at_least_once",
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=s.worker_web_enabled,
+        web_host="127.0.0.1",
+        web_port=s.worker_web_port,
+        web_bind="127.0.0.1",
+    )
+    raw = {"key_serializer": "raw", "value_serializer": "raw", "partitions": s.partitions}
+    frames_topic = app.topic(s.frames_topic, key_type=bytes, value_type=bytes, **raw)
+    results_topic = app.topic(s.results_topic, **raw)
+    summaries_topic = app.topic(s.summaries_topic, **raw)
+    dead_letters = app.topic(s.dead_letter_topic, **raw)
+    sessions = app.Table(
+        "face-sessions", default=None, key_type=bytes, key_serializer="raw",
+        value_serializer="json", partitions=s.partitions, use_partitioner=True,
+        help="Per-face session state (processors.session.FaceSession).",
+    )
+    gap_ms = int(s.session_gap_s * 1000)
+    lock = asyncio.Lock()  # the sweep and the agent both read-modify-write sessions
+    state = {"processor": None, "rebalanced_ms": _now_ms()}
+    app.facestream_counters = counters = Counter()  # type: ignore[attr-defined]
+
+    def processor() -> FrameProcessor:
+        # Loaded lazily: the ONNX session is not needed by `--help` or by the web views.
+        if state["processor"] is None:
+            state["processor"] = FrameProcessor(CueParams(), onnx_threads=s.onnx_threads)
+        return state["processor"]
+
+    @app.on_rebalance_complete.connect
+    async def _rebalanced(sender: object, **kwargs: object) -> None:
+        state["rebalanced_ms"] = _now_ms()
+
+    @app.agent(frames_topic)
+    async def process_frames(stream: faust.StreamT) -> None:
+        async for payloads in stream.take(s.batch_size, within=s.batch_within_s):
+            frames: list[LandmarkFrame] = []
+            for payload in payloads:
+                try:
+                    frames.append(LandmarkFrame.decode(payload))
+                except PayloadError as exc:
+                    counters[f"dead_letter:{exc.reason}"] += 1
+                    log.warning("refused a frame (%s): %s", exc.reason, exc)
+                    await dead_letters.send(
+                        value=payload, headers={"reason": exc.reason.encode(),
+                                                "error": str(exc).encode()[:1000]})
+            if not frames:
+                continue
+            async with lock:
+                keys = {f.key for f in frames}
+                current = {}
+                for k in keys:
+                    d = sessions.get(k.encode())
+                    if d is not None:
+                        current[k] = FaceSession.from_dict(d)
+                out = processor().process(frames, current)
+                for k, sess in out.sessions.items():
+                    sessions[k.encode()] = sess.to_dict()
+            counters["frames_in"] += len(frames)
+            counters["stale_frames"] += out.stale
+            for r in out.results:
+                await results_topic.send(key=r.session_id.encode(), value=r.encode())
+            counters["results_out"] += len(out.results)
+
+    @app.timer(s.sweep_interval_s)
+    async def close_idle_sessions() -> None:
+        now = _now_ms()
+        if app.rebalancing or now - state["rebalanced_ms"] < gap_ms:
+            return
+        owned = {tp.partition for tp in app.assignment.assigned_actives()
+                 if tp.topic == s.frames_topic}
+        summaries = []
+        async with lock:
+            for key, d in list(sessions.items()):
+                if d is None or now - d["last_seen_ms"] <= gap_ms:
+                    continue
+                if partition_for(key, s.partitions) not in owned:
+                    continue  # a stale local copy of a partition another worker owns now
+                summaries.append(FaceSession.from_dict(d).summary(now))
+                del sessions[key]
+        for summary in summaries:
+            log.info("session %s closed after %d frames", summary.face_key, summary.frames)
+            await summaries_topic.send(key=summary.session_id.encode(), value=summary.encode())
+        counters["sessions_closed"] += len(summaries)
+
+    return app
+
+
+def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None:
+    """Run one Faust worker in this process until interrupted."""
+    from facestream.topics import ensure_topics
+
+    s = settings or get_settings()
+    ensure_topics(s)
+    app = create_app(s)
+    worker = faust.Worker(app, loglevel=loglevel)
+    worker.execute_from_commandline()

@@ -1,0 +1,141 @@
+"""Shared fixtures: a real Kafka-compatible broker, isolated topics, real worker processes.
+
+The broker is the embedded noida-db on a free 127.0.0.1 port, unless
+FACESTREAM_TEST_KAFKA_BOOTSTRAP names an external one (e.g. Apache Kafka).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer
+
+from facestream.embedded import start_broker, stop_broker
+from facestream.settings import Settings, settings_env
+from facestream.topics import ensure_topics
+from schemas import FACE_RESULT, SESSION_SUMMARY, FaceResult, SessionSummary, decode, peek_header
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("FACESTREAM_TEST_KAFKA_BOOTSTRAP")
+    if external:
+        yield external
+        return
+    s = Settings(embedded_kafka_port=_free_port(), data_dir=tmp_path_factory.mktemp("broker"),
+                 kafka_bootstrap_servers=None)
+    st = start_broker(s)
+    try:
+        yield st.address
+    finally:
+        stop_broker(s)
+
+
+@pytest.fixture
+def make_settings(bootstrap: str, tmp_path: Path) -> Callable[..., Settings]:
+    """Settings with topics and consumer group of their own, so tests never see each other."""
+
+    def make(**overrides: object) -> Settings:
+        tag = uuid.uuid4().hex[:8]
+        base: dict[str, object] = dict(
+            kafka_bootstrap_servers=bootstrap, data_dir=tmp_path / f"data-{tag}",
+            frames_topic=f"t-{tag}.frames", results_topic=f"t-{tag}.results",
+            summaries_topic=f"t-{tag}.sessions", dead_letter_topic=f"t-{tag}.dead",
+            app_id=f"facestream-test-{tag}", worker_web_enabled=False, partitions=4,
+        )
+        base.update(overrides)
+        s = Settings(**base)
+        ensure_topics(s)
+        return s
+
+    return make
+
+
+@dataclass
+class WorkerProcess:
+    proc: subprocess.Popen
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(30)
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[[Settings], WorkerProcess]]:
+    """Start `facestream worker` as a real process; waits until Faust reports ready."""
+    started: list[WorkerProcess] = []
+
+    def start(s: Settings, timeout_s: float = 90.0) -> WorkerProcess:
+        log = tmp_path / f"worker-{len(started)}.log"
+        env = {**os.environ, **settings_env(s), "PYTHONUNBUFFERED": "1"}
+        with log.open("wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "facestream.cli", "worker"],
+                                    stdout=out, stderr=subprocess.STDOUT, env=env)
+        w = WorkerProcess(proc, log)
+        started.append(w)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"worker exited with {proc.returncode}:\n{w.output()[-3000:]}")
+            if "Ready" in w.output():
+                return w
+            time.sleep(0.2)
+        raise AssertionError(f"worker not ready in {timeout_s} s:\n{w.output()[-3000:]}")
+
+    yield start
+    for w in started:
+        w.kill(signal.SIGTERM)
+
+
+@pytest.fixture
+def collect() -> Callable[..., tuple[list[FaceResult], list[SessionSummary]]]:
+    """Read results and summaries from the beginning until ``until`` holds or time runs out."""
+
+    def run(s: Settings, until: Callable[[list[FaceResult], list[SessionSummary]], bool],
+            timeout_s: float = 60.0, quiet_s: float = 0.0) -> tuple[list[FaceResult], list[SessionSummary]]:
+        consumer = KafkaConsumer(s.results_topic, s.summaries_topic, bootstrap_servers=s.bootstrap,
+                                 auto_offset_reset="earliest", enable_auto_commit=False, group_id=None)
+        results: list[FaceResult] = []
+        summaries: list[SessionSummary] = []
+        deadline = time.monotonic() + timeout_s
+        done_at = None
+        try:
+            while time.monotonic() < deadline:
+                for records in consumer.poll(timeout_ms=200).values():
+                    for m in records:
+                        kind, _ = peek_header(m.value)
+                        rec = decode(m.value)
+                        if kind is FACE_RESULT:
+                            results.append(FaceResult(**rec))
+                        elif kind is SESSION_SUMMARY:
+                            summaries.append(SessionSummary(**rec))
+                if done_at is None and until(results, summaries):
+                    done_at = time.monotonic()
+                if done_at is not None and time.monotonic() - done_at >= quiet_s:
+                    break
+        finally:
+            consumer.close()
+        return results, summaries
+
+    return run
