@@ -95,12 +95,13 @@ def models() -> None:
 
 
 @models.command("fetch")
-def models_fetch() -> None:
-    """Fetch and verify MediaPipe's face_landmarker.task (cached)."""
+@click.option("--media", is_flag=True, help="also fetch the real test and demo media")
+def models_fetch(media: bool) -> None:
+    """Fetch and verify MediaPipe's face_landmarker.task (and media), pinned by sha256, cached."""
     from facestream import assets
 
-    path = assets.landmarker_model()
-    console.print(f"{path}  sha256 {assets.LANDMARKER.sha256}")
+    for asset in [assets.LANDMARKER, *(assets.MEDIA.values() if media else [])]:
+        console.print(f"{assets.fetch(asset)}  sha256 {asset.sha256}")
 
 
 @main.command()

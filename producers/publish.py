@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError, NoBrokersAvailable
+from kafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from facestream.embedded import port_open
 from facestream.settings import Settings
 from producers.landmarker import Landmarker
 from producers.sources import Source
@@ -81,28 +82,32 @@ def extract(
         yield out
 
 
+class BrokerUnavailable(RuntimeError):
+    pass
+
+
 class Publisher:
     """kafka-python producer for LandmarkFrames; raises if any send failed."""
 
     def __init__(self, settings: Settings, compression: str = "gzip") -> None:
         self.topic = settings.frames_topic
         self.errors: list[Exception] = []
-        try:
-            self._producer = KafkaProducer(
-                bootstrap_servers=settings.bootstrap.split(","),
-                client_id=f"facestream-producer-{settings.device_id}",
-                acks="all",
-                compression_type=compression,
-                linger_ms=5,
-                retries=2**31 - 1,  # retry until delivery_timeout_ms: block, don't drop
-                max_block_ms=120_000,
-                max_in_flight_requests_per_connection=1,  # retries keep per-face order
-            )
-        except NoBrokersAvailable as exc:
-            raise RuntimeError(
+        hosts = [h.strip().rpartition(":") for h in settings.bootstrap.split(",")]
+        if not any(port_open(host, int(port), timeout=3.0) for host, _, port in hosts):
+            raise BrokerUnavailable(
                 f"no Kafka broker answers at {settings.bootstrap}. Start the embedded one with "
-                "`facestream up`, or set KAFKA_BOOTSTRAP_SERVERS."
-            ) from exc
+                "`facestream up`, or set KAFKA_BOOTSTRAP_SERVERS to a running broker."
+            )
+        self._producer = KafkaProducer(
+            bootstrap_servers=settings.bootstrap.split(","),
+            client_id=f"facestream-producer-{settings.device_id}",
+            acks="all",
+            compression_type=compression,
+            linger_ms=5,
+            retries=2**31 - 1,  # retry until delivery_timeout_ms: block, don't drop
+            max_block_ms=120_000,
+            max_in_flight_requests_per_connection=1,  # retries keep per-face order
+        )
 
     def send(self, frame: LandmarkFrame) -> None:
         fut = self._producer.send(self.topic, key=frame.key.encode(), value=frame.encode())

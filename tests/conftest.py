@@ -139,3 +139,20 @@ def collect() -> Callable[..., tuple[list[FaceResult], list[SessionSummary]]]:
         return results, summaries
 
     return run
+
+
+@pytest.fixture(scope="session")
+def wolfgang_frames() -> list:
+    """LandmarkFrames of WolfgangLanger_Pexels.mp4, extracted once by the real edge code."""
+    from facestream import assets
+    from producers.landmarker import Landmarker
+    from producers.publish import ProduceStats, extract
+    from producers.sources import VideoSource
+
+    out = []
+    with Landmarker(max_faces=2) as lmk:
+        for frames in extract(VideoSource(assets.media("WolfgangLanger_Pexels.mp4")), lmk,
+                              f"wolfgang-{uuid.uuid4().hex[:6]}", "test-device",
+                              int(time.time() * 1000), ProduceStats()):
+            out.extend(frames)
+    return out

@@ -1,0 +1,107 @@
+"""The Faust worker as a real process against a real broker, fed by the real edge producer."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from facestream import assets
+from processors.cues import PHASES, STATUSES
+from producers.publish import Publisher, produce
+from producers.sources import VideoSource
+
+pytestmark = pytest.mark.integration
+
+
+def _by_seq(results, session_id):
+    return {r.seq: r for r in results if r.session_id == session_id}
+
+
+def test_video_replay_gives_one_result_per_face_frame_and_a_summary(make_settings, start_worker, collect):
+    s = make_settings(session_gap_s=2.0)
+    worker = start_worker(s)
+    sid, stats = produce(VideoSource(assets.media("WolfgangLanger_Pexels.mp4")), s, show_progress=False)
+    assert stats.frames == 472
+    assert stats.face_frames >= 460, "MediaPipe finds the actress in nearly every frame"
+    assert len(stats.tracks) == 1, "one face, one stable track id"
+
+    results, summaries = collect(s, lambda r, sm: any(x.session_id == sid for x in sm), timeout_s=120)
+    mine = [r for r in results if r.session_id == sid]
+    assert len(mine) == stats.face_frames
+    assert len({(r.face_key, r.seq) for r in mine}) == stats.face_frames, "exactly one result each"
+    for r in mine:
+        for cue in ("amusement", "surprise", "confusion", "attention", "engagement"):
+            assert 0.0 <= getattr(r, cue) <= 1.0, (cue, r.seq)
+        assert r.engagement_phase in PHASES and r.interaction_status in STATUSES
+        assert len(r.blendshapes) == 52 and all(0.0 <= b <= 1.0 for b in r.blendshapes)
+        assert -90 <= r.yaw <= 90 and -90 <= r.pitch <= 90
+        assert r.processed_ms >= r.capture_ms - 60_000
+    frames_idx = sorted(r.session_frame for r in mine)
+    assert frames_idx == list(range(len(mine))), "session frame index counts every frame once"
+
+    (summary,) = [x for x in summaries if x.session_id == sid]
+    assert summary.frames == stats.face_frames
+    assert summary.started_ms == min(r.capture_ms for r in mine)
+    assert summary.ended_ms == max(r.capture_ms for r in mine)
+    assert summary.closed_reason == "inactivity"
+    assert abs(summary.mean_attention - sum(r.attention for r in mine) / len(mine)) < 1e-4
+    assert "Traceback" not in worker.output()
+
+
+def test_no_face_video_gives_no_results_and_garbage_goes_to_dead_letters(make_settings, start_worker, collect):
+    s = make_settings()
+    worker = start_worker(s)
+    sid, stats = produce(VideoSource(assets.media("no_face.mp4")), s, show_progress=False)
+    assert stats.frames > 0 and stats.face_frames == 0
+    producer = KafkaProducer(bootstrap_servers=s.bootstrap)
+    producer.send(s.frames_topic, key=b"x/0", value=b"not avro at all").get(30)
+    producer.close()
+
+    consumer = KafkaConsumer(s.dead_letter_topic, bootstrap_servers=s.bootstrap,
+                             auto_offset_reset="earliest", consumer_timeout_ms=30_000)
+    dead = next(iter(consumer))
+    consumer.close()
+    assert dead.value == b"not avro at all"
+    assert dict(dead.headers)["reason"] == b"bad_header"
+
+    results, _ = collect(s, lambda r, sm: False, timeout_s=3)
+    assert [r for r in results if r.session_id == sid] == []
+    assert worker.proc.poll() is None, "the worker keeps running"
+    assert "Traceback" not in worker.output()
+
+
+def test_killed_worker_resumes_the_face_session_from_the_changelog(
+        make_settings, start_worker, collect, wolfgang_frames):
+    s = make_settings(session_gap_s=120.0)
+    first = start_worker(s)
+    frames = [f for f in wolfgang_frames if f.track_id == 0]
+    split = 200
+    publisher = Publisher(s)
+    for f in frames[:split]:
+        publisher.send(f)
+    publisher.flush()
+    sid = frames[0].session_id
+    results, _ = collect(s, lambda r, sm: len(_by_seq(r, sid)) >= split, timeout_s=90)
+    before = _by_seq(results, sid)
+    assert len(before) == split
+    time.sleep(2.0)  # let the last changelog writes land before the kill
+    first.kill()  # SIGKILL: no clean shutdown, no final commit
+
+    start_worker(s)
+    for f in frames[split:]:
+        publisher.send(f)
+    publisher.flush()
+    publisher.close()
+    results, _ = collect(s, lambda r, sm: len(_by_seq(r, sid)) >= len(frames), timeout_s=120)
+    after = _by_seq(results, sid)
+    assert set(after) == {f.seq for f in frames}, "every face-frame has a result"
+
+    resumed = after[frames[split].seq]
+    last = before[frames[split - 1].seq]
+    assert resumed.session_frame == split, "the session continued, it did not restart at 0"
+    assert resumed.session_started_ms == before[frames[0].seq].session_started_ms
+    assert resumed.blinks >= last.blinks
+    # A fresh session starts its engagement at 0; a resumed one carries on smoothly.
+    assert abs(resumed.engagement - last.engagement) < 0.1

