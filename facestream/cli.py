@@ -27,13 +27,16 @@ def _settings() -> Settings:
 
 def _ensure_broker(s: Settings) -> None:
     """Start the embedded broker when no external one is configured, then create topics."""
-    from facestream.embedded import start_broker
+    from facestream.embedded import EmbeddedError, start_broker
     from facestream.topics import ensure_topics
 
-    if s.embedded:
-        st = start_broker(s)
-        err.print(f"embedded broker (noida-db) on {st.address}, pid {st.pid}")
-    created = ensure_topics(s)
+    try:
+        if s.embedded:
+            st = start_broker(s)
+            err.print(f"embedded broker (noida-db) on {st.address}, pid {st.pid}")
+        created = ensure_topics(s)
+    except (EmbeddedError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
     if created:
         err.print(f"created topics: {', '.join(created)} ({s.partitions} partitions each)")
 

@@ -7,11 +7,9 @@ Used when KAFKA_BOOTSTRAP_SERVERS is not set. State (data, log, pid file) lives 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +30,16 @@ class BrokerStatus:
 
 
 def _noida_binary() -> str:
-    here = Path(sys.executable).parent / "noida-db"
-    found = str(here) if here.exists() else shutil.which("noida-db")
-    if not found:
-        raise EmbeddedError("the noida-db command is missing: reinstall facestream (`make install`)")
-    return found
+    """The noida-db executable itself, not its Python launcher: stopping the launcher by pid
+    would leave the server running."""
+    try:
+        import noida_db
+    except ImportError:
+        raise EmbeddedError("noida-db is not installed: reinstall facestream (`make install`)") from None
+    binary = Path(noida_db.__file__).parent / "noida-db"
+    if not binary.exists():
+        raise EmbeddedError(f"noida-db's executable is missing at {binary}: reinstall noida-db")
+    return str(binary)
 
 
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
@@ -113,10 +116,11 @@ def stop_broker(s: Settings, timeout_s: float = 10.0) -> bool:
     pidfile.unlink()
     if not _pid_alive(pid):
         return False
-    os.kill(pid, signal.SIGTERM)
+    # The broker leads its own process group (start_new_session): signal the group.
+    os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and _pid_alive(pid):
         time.sleep(0.05)
     if _pid_alive(pid):
-        os.kill(pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)
     return True

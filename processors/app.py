@@ -16,6 +16,7 @@ live sessions), emitting a ``SessionSummary``. Processing is at-least-once; sink
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import Counter
@@ -34,6 +35,16 @@ log = logging.getLogger(__name__)
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _load_session(raw: bytes | None) -> FaceSession | None:
+    """A table value -> FaceSession. Empty means deleted: some Kafka-compatible brokers (noida-db
+    among them) return a tombstone as b"" rather than null."""
+    return FaceSession.from_dict(json.loads(raw)) if raw else None
+
+
+def _dump_session(session: FaceSession) -> bytes:
+    return json.dumps(session.to_dict(), separators=(",", ":")).encode()
 
 
 def create_app(settings: Settings | None = None) -> faust.App:
@@ -59,9 +70,12 @@ def create_app(settings: Settings | None = None) -> faust.App:
     results_topic = app.topic(s.results_topic, **raw)
     summaries_topic = app.topic(s.summaries_topic, **raw)
     dead_letters = app.topic(s.dead_letter_topic, **raw)
+    # Keys and values are bytes (raw codec): values are JSON we encode ourselves, so a tombstone
+    # or a malformed value can never make faust's decoder raise during changelog recovery
+    # (which would silently abort the recovery).
     sessions = app.Table(
-        "face-sessions", default=None, key_type=bytes, key_serializer="raw",
-        value_serializer="json", partitions=s.partitions, use_partitioner=True,
+        "face-sessions", default=None, partitions=s.partitions, use_partitioner=True,
+        key_type=bytes, value_type=bytes,
         help="Per-face session state (processors.session.FaceSession).",
     )
     gap_ms = int(s.session_gap_s * 1000)
@@ -98,12 +112,12 @@ def create_app(settings: Settings | None = None) -> faust.App:
                 keys = {f.key for f in frames}
                 current = {}
                 for k in keys:
-                    d = sessions.get(k.encode())
-                    if d is not None:
-                        current[k] = FaceSession.from_dict(d)
+                    sess = _load_session(sessions.get(k.encode()))
+                    if sess is not None:
+                        current[k] = sess
                 out = processor().process(frames, current)
                 for k, sess in out.sessions.items():
-                    sessions[k.encode()] = sess.to_dict()
+                    sessions[k.encode()] = _dump_session(sess)
             counters["frames_in"] += len(frames)
             counters["stale_frames"] += out.stale
             for r in out.results:
@@ -115,16 +129,20 @@ def create_app(settings: Settings | None = None) -> faust.App:
         now = _now_ms()
         if app.rebalancing or now - state["rebalanced_ms"] < gap_ms:
             return
-        owned = {tp.partition for tp in app.assignment.assigned_actives()
+        owned = {tp.partition for tp in app.assignor.assigned_actives()
                  if tp.topic == s.frames_topic}
         summaries = []
         async with lock:
-            for key, d in list(sessions.items()):
-                if d is None or now - d["last_seen_ms"] <= gap_ms:
+            for key, raw in list(sessions.items()):
+                sess = _load_session(raw)
+                if sess is None:
+                    sessions.data.pop(key, None)  # a recovered deletion: forget it locally
+                    continue
+                if now - sess.last_seen_ms <= gap_ms:
                     continue
                 if partition_for(key, s.partitions) not in owned:
                     continue  # a stale local copy of a partition another worker owns now
-                summaries.append(FaceSession.from_dict(d).summary(now))
+                summaries.append(sess.summary(now))
                 del sessions[key]
         for summary in summaries:
             log.info("session %s closed after %d frames", summary.face_key, summary.frames)
