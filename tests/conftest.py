@@ -156,3 +156,11 @@ def wolfgang_frames() -> list:
                               int(time.time() * 1000), ProduceStats()):
             out.extend(frames)
     return out
+
+
+@pytest.fixture(scope="session")
+def real_faces():
+    """MediaPipe's own landmarks, blendshapes and transforms on real faces (see features_data)."""
+    from tests.processors.features_data import mediapipe_faces
+
+    return mediapipe_faces()

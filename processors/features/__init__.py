@@ -1,0 +1,1 @@
+"""Per-frame face features from MediaPipe landmarks: pure, vectorised over a batch."""
