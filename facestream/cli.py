@@ -179,8 +179,9 @@ def demo(video: Path | None, fast: bool) -> None:
     video = video or assets.media("WolfgangLanger_Pexels.mp4")
     log = s.data_dir / "demo-worker.log"
     with log.open("ab") as out:
+        env = {"FACESTREAM_WORKER_INSTANCE_ID": "demo-worker", **os.environ}
         proc = subprocess.Popen([sys.executable, "-m", "facestream.cli", "worker", "--loglevel", "warning"],
-                                stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
+                                stdout=out, stderr=subprocess.STDOUT, env=env)
     err.print(f"worker pid {proc.pid} (log: {log})")
     done = threading.Event()
     summaries = []

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     onnx_threads: int = Field(1, ge=1)
     worker_web_port: int = Field(6066, description="Faust's web server (health, stats)")
     worker_web_enabled: bool = True
+    worker_instance_id: str | None = Field(
+        None, description="static group membership (KIP-345): a restarted worker with the same id "
+        "takes its partitions back at once instead of waiting for a rebalance; use one per worker")
+    consumer_session_timeout_s: float = Field(
+        10.0, gt=0, description="a worker silent this long loses its partitions to the others")
     sweep_interval_s: float = Field(1.0, gt=0, description="how often idle sessions are closed")
 
     # --- producer ---------------------------------------------------------------------------

@@ -78,7 +78,11 @@ class WorkerProcess:
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-            self.proc.wait(30)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
 
 
 @pytest.fixture
@@ -86,7 +90,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[Settings], WorkerProcess]
     """Start `facestream worker` as a real process; waits until Faust reports ready."""
     started: list[WorkerProcess] = []
 
-    def start(s: Settings, timeout_s: float = 90.0) -> WorkerProcess:
+    def start(s: Settings, timeout_s: float = 120.0) -> WorkerProcess:
         log = tmp_path / f"worker-{len(started)}.log"
         env = {**os.environ, **settings_env(s), "PYTHONUNBUFFERED": "1"}
         with log.open("wb") as out:

@@ -74,7 +74,9 @@ def test_no_face_video_gives_no_results_and_garbage_goes_to_dead_letters(make_se
 
 def test_killed_worker_resumes_the_face_session_from_the_changelog(
         make_settings, start_worker, collect, wolfgang_frames):
-    s = make_settings(session_gap_s=120.0)
+    # Static membership: the replacement takes the killed worker's place at once (without it the
+    # group waits for the dead member; noida-db then never completes that rebalance).
+    s = make_settings(session_gap_s=120.0, worker_instance_id="worker-0")
     first = start_worker(s)
     frames = [f for f in wolfgang_frames if f.track_id == 0]
     split = 200
