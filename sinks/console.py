@@ -81,13 +81,13 @@ def watch(
                         seconds[r.face_key].add(r)
                     elif kind is SESSION_SUMMARY:
                         s = SessionSummary(**rec)
-                        console.print(format_summary(s))
+                        console.print(format_summary(s), soft_wrap=True)
                         if on_summary:
                             on_summary(s)
             if time.monotonic() - tick >= 1.0:
                 tick = time.monotonic()
                 for key, sec in sorted(seconds.items()):
-                    console.print(format_second(key, sec), highlight=False)
+                    console.print(format_second(key, sec), highlight=False, soft_wrap=True)
                 seconds.clear()
     finally:
         consumer.close()
