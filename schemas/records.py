@@ -17,6 +17,8 @@ from schemas.errors import InvalidRecord
 
 NUM_LANDMARKS = 478
 NUM_BLENDSHAPES = 52
+# The 7 basic emotions, in the order every record and model output uses (the seeds' names).
+EMOTIONS = ("neutral", "happy", "sad", "surprise", "angry", "fear", "disgust")
 LANDMARK_BYTES = NUM_LANDMARKS * 3 * 4
 # Normalised coordinates of a face partly outside the image may leave [0, 1] a little;
 # anything far outside is a unit error (pixels sent as normalised) or garbage.
