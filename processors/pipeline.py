@@ -15,11 +15,14 @@ import numpy as np
 
 from processors import cues as cue_fns
 from processors.cues import CueParams, CueState
+from processors.emotions import EmotionModel
 from processors.features.blendshapes import BlendshapeModel
+from processors.features.expression import aligned_shape, student_features, update_average
 from processors.features.eyes import eye_openness, gaze
-from processors.features.pose import head_pose, to_pixel_space
+from processors.features.pose import angles_from_matrix, rotation_to_face, to_pixel_space
 from processors.session import FaceSession
 from schemas import FaceResult, LandmarkFrame
+from schemas.records import EMOTIONS
 
 
 @dataclass
@@ -34,10 +37,12 @@ class Features:
     """Per-frame features of a batch, row i for frame i.
 
     blendshapes [N, 52], pose [N, 3] (yaw, pitch, roll deg), gaze [N, 2], eyes [N, 2] (EAR l, r),
-    evidence [N, 4] (amusement, surprise, confusion, attention), blink [N].
+    evidence [N, 4] (amusement, surprise, confusion, attention; amusement and surprise calibrated
+    against the teacher), blink [N], shape [N, 120] (aligned expression landmarks).
     """
 
     blendshapes: np.ndarray
+    shape: np.ndarray
     pose: np.ndarray
     gaze: np.ndarray
     eyes: np.ndarray
@@ -49,6 +54,7 @@ class FrameProcessor:
     def __init__(self, params: CueParams = CueParams(), onnx_threads: int = 1) -> None:
         self.params = params
         self.model = BlendshapeModel(threads=onnx_threads)
+        self.emotions = EmotionModel(threads=onnx_threads)
 
     def features(self, frames: Sequence[LandmarkFrame]) -> Features:
         n = len(frames)
@@ -64,11 +70,13 @@ class FrameProcessor:
         if missing:
             bs[missing] = self.model.predict(lm[missing], w[missing], h[missing])
         px = to_pixel_space(lm, w, h)
-        pose = head_pose(px)
+        rotation = rotation_to_face(px) if n else np.zeros((0, 3, 3))
+        pose = angles_from_matrix(rotation) if n else np.zeros((0, 3), np.float32)
         gz = gaze(px)
         return Features(
-            blendshapes=bs, pose=pose, gaze=gz, eyes=eye_openness(px),
-            evidence=cue_fns.frame_evidence(bs, pose, gz), blink=cue_fns.blink_score(bs),
+            blendshapes=bs, shape=aligned_shape(px, rotation), pose=pose, gaze=gz, eyes=eye_openness(px),
+            evidence=self.emotions.calibrate(cue_fns.frame_evidence(bs, pose, gz)),
+            blink=cue_fns.blink_score(bs),
         )
 
     def process(
@@ -88,7 +96,9 @@ class FrameProcessor:
         feats = self.features(frames)
         order = sorted(range(len(frames)), key=lambda i: (frames[i].capture_ms, frames[i].seq))
         out: dict[str, FaceSession] = {}
-        results: list[FaceResult | None] = [None] * len(frames)
+        # Per frame, in capture order: (session, cue state, blinked, frame number).
+        steps: list[tuple[FaceSession, CueState | None, bool, int] | None] = [None] * len(frames)
+        delta = np.zeros_like(feats.blendshapes)
         stale = 0
         for i in order:
             f = frames[i]
@@ -100,6 +110,9 @@ class FrameProcessor:
                     face_key=key, started_ms=f.capture_ms, last_capture_ms=f.capture_ms,
                     last_seen_ms=now_ms, last_seq=-1,
                 )
+            avg = None if s.bs_average is None else np.asarray(s.bs_average, np.float32)
+            if avg is not None:
+                delta[i] = feats.blendshapes[i] - avg
             if f.seq <= s.last_seq or (s.cues is not None and f.capture_ms < s.cues.t_ms):
                 stale += 1
                 state, blinked, frame_no = s.cues, False, s.frames - 1
@@ -108,16 +121,23 @@ class FrameProcessor:
                 state, blinked = cue_fns.step(s.cues, feats.evidence[i], float(feats.blink[i]),
                                               f.capture_ms, self.params)
                 s.record(state, prev_t)
+                dt = 0.0 if prev_t is None else (f.capture_ms - prev_t) / 1000.0
+                s.bs_average = update_average(avg, feats.blendshapes[i], dt).tolist()
                 s.cues, s.last_seq, s.last_capture_ms = state, f.seq, f.capture_ms
                 frame_no = s.frames - 1
             s.last_seen_ms = now_ms
             out[key] = s
-            results[i] = self._result(f, s, state, blinked, frame_no, feats, i, now_ms)
-        return BatchOutput(results=[r for r in results if r is not None], sessions=out, stale=stale)
+            steps[i] = (s, state, blinked, frame_no)
+        emotions = self.emotions.predict(student_features(feats.shape, feats.blendshapes, delta))
+        results = []
+        for i, step in enumerate(steps):
+            assert step is not None
+            results.append(self._result(frames[i], *step, feats, emotions[i], i, now_ms))
+        return BatchOutput(results=results, sessions=out, stale=stale)
 
     @staticmethod
     def _result(f: LandmarkFrame, s: FaceSession, c: CueState | None, blinked: bool, frame_no: int,
-                feats: Features, i: int, now_ms: int) -> FaceResult:
+                feats: Features, emotions: np.ndarray, i: int, now_ms: int) -> FaceResult:
         assert c is not None  # a stale frame implies an existing state
         yaw, pitch, roll = (float(v) for v in feats.pose[i])
         return FaceResult(
@@ -130,4 +150,6 @@ class FrameProcessor:
             amusement=c.amusement, surprise=c.surprise, confusion=c.confusion,
             attention=c.attention, engagement=c.engagement,
             engagement_phase=c.phase, interaction_status=c.status,
+            emotions=emotions.tolist(), emotion=EMOTIONS[int(emotions.argmax())],
+            teacher=None if f.teacher is None else f.teacher.tolist(),
         )

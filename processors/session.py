@@ -28,6 +28,8 @@ class FaceSession:
     sums: list[float] = field(default_factory=lambda: [0.0] * 5)  # amusement..engagement
     maxes: list[float] = field(default_factory=lambda: [0.0] * 3)  # amusement, surprise, confusion
     cues: CueState | None = None
+    # Moving average of the blendshapes (52), for the emotion student's temporal deltas.
+    bs_average: list[float] | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)

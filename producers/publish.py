@@ -22,6 +22,7 @@ from facestream.embedded import port_open
 from facestream.settings import Settings
 from producers.landmarker import Landmarker
 from producers.sources import Source
+from producers.teacher import Teacher, teach
 from producers.tracker import FaceTracker
 from schemas import LandmarkFrame
 
@@ -53,8 +54,10 @@ def extract(
     start_ms: int,
     stats: ProduceStats,
     realtime: bool = False,
+    teacher: Teacher | None = None,
 ) -> Iterator[list[LandmarkFrame]]:
-    """One list of LandmarkFrames per source frame (empty when no face is visible)."""
+    """One list of LandmarkFrames per source frame (empty when no face is visible). With a
+    ``teacher``, each frame also carries the image teacher's 7 probabilities (no pixels)."""
     tracker = FaceTracker()
     t0 = time.monotonic()
     for frame in source:
@@ -70,13 +73,14 @@ def extract(
         stats.landmark_s += time.perf_counter() - t
         ids = tracker.update([f.box for f in faces]) if source.video else list(range(len(faces)))
         stats.frames += 1
+        probs = teach(teacher, frame.rgb, [f.landmarks for f in faces]) if teacher else [None] * len(faces)
         out = []
-        for track_id, face in zip(ids, faces):
+        for track_id, face, p in zip(ids, faces, probs):
             out.append(LandmarkFrame(
                 session_id=session_id, device_id=device_id, track_id=track_id, seq=frame.index,
                 capture_ms=capture_ms, width=w, height=h, landmarks=face.landmarks,
                 blendshapes=face.blendshapes, transform=face.transform, box=face.box,
-                detection_score=face.score,
+                detection_score=face.score, teacher=p,
             ))
             stats.tracks.add(track_id)
         yield out
@@ -130,6 +134,7 @@ def produce(
     realtime: bool = False,
     show_progress: bool = True,
     console: Console | None = None,
+    teacher: bool = False,
 ) -> tuple[str, ProduceStats]:
     """Replay ``source`` through MediaPipe onto the frames topic; returns (session_id, stats)."""
     session_id = session_id or uuid.uuid4().hex[:12]
@@ -146,7 +151,8 @@ def produce(
         with progress, Landmarker(max_faces=settings.max_faces, video=source.video) as landmarker:
             task = progress.add_task(source.name, total=source.total, faces=0, fps=0.0)
             for frames in extract(source, landmarker, session_id, settings.device_id,
-                                  int(time.time() * 1000), stats, realtime):
+                                  int(time.time() * 1000), stats, realtime,
+                                  Teacher(age_gender=False) if teacher else None):
                 for f in frames:
                     publisher.send(f)
                 stats.face_frames += len(frames)

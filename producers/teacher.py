@@ -92,3 +92,10 @@ class Teacher:
             return np.zeros(0, np.float32), np.zeros(0, np.float32)
         age, gender = self._ag.run(["age", "gender"], {"image": x})
         return age, gender[:, 0]
+
+
+def teach(teacher: Teacher, image: np.ndarray, landmarks: list[np.ndarray]) -> np.ndarray:
+    """Teacher probabilities [F, 7] (EMOTIONS order) for the F faces of one RGB image, one batch."""
+    if not landmarks:
+        return np.zeros((0, len(EMOTIONS)), np.float32)
+    return teacher.expressions(np.stack([face_crop(image, lm) for lm in landmarks]))

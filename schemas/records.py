@@ -7,7 +7,7 @@ Landmarks travel as 478 x 3 float32 bytes and are exposed as numpy arrays.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -48,6 +48,7 @@ class LandmarkFrame:
     transform: np.ndarray | None = None  # [4, 4] float32
     box: tuple[float, float, float, float] | None = None  # x, y, w, h normalised
     detection_score: float | None = None
+    teacher: np.ndarray | None = None  # [7] image-teacher probabilities, EMOTIONS order
 
     kind: ClassVar[RecordKind] = LANDMARK_FRAME
 
@@ -87,6 +88,11 @@ class LandmarkFrame:
             raise InvalidRecord("transform must be a finite 4x4 matrix")
         if self.detection_score is not None and not (0.0 <= self.detection_score <= 1.0):
             raise InvalidRecord(f"detection_score {self.detection_score} is outside [0, 1]")
+        if self.teacher is not None:
+            t = self.teacher
+            if t.shape != (len(EMOTIONS),) or not np.isfinite(t).all() or (t < 0).any() or abs(float(t.sum()) - 1) > 1e-3:
+                raise InvalidRecord(f"teacher must be {len(EMOTIONS)} probabilities summing to 1 "
+                                    f"({', '.join(EMOTIONS)})")
         return self
 
     def to_avro(self) -> dict[str, Any]:
@@ -103,6 +109,7 @@ class LandmarkFrame:
             "transform": None if self.transform is None else self.transform.reshape(-1).astype(float).tolist(),
             "box": None if self.box is None else dict(zip("xywh", map(float, self.box))),
             "detection_score": None if self.detection_score is None else float(self.detection_score),
+            "teacher": None if self.teacher is None else self.teacher.astype(float).tolist(),
         }
 
     @classmethod
@@ -131,6 +138,7 @@ class LandmarkFrame:
             transform=None if tf is None else np.asarray(tf, dtype=np.float32).reshape(4, 4),
             box=None if box is None else (box["x"], box["y"], box["w"], box["h"]),
             detection_score=rec.get("detection_score"),
+            teacher=None if rec.get("teacher") is None else np.asarray(rec["teacher"], dtype=np.float32),
         )
 
     def encode(self) -> bytes:
@@ -186,6 +194,9 @@ class FaceResult(_DictRecord):
     engagement: float
     engagement_phase: str
     interaction_status: str
+    emotions: list[float] = field(default_factory=list)  # 7, EMOTIONS order ([] in v1 records)
+    emotion: str = ""
+    teacher: list[float] | None = None
 
     kind: ClassVar[RecordKind] = FACE_RESULT
 

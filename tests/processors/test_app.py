@@ -11,6 +11,7 @@ from facestream import assets
 from processors.cues import PHASES, STATUSES
 from producers.publish import Publisher, produce
 from producers.sources import VideoSource
+from schemas.records import EMOTIONS
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,12 @@ def test_video_replay_gives_one_result_per_face_frame_and_a_summary(make_setting
         assert r.engagement_phase in PHASES and r.interaction_status in STATUSES
         assert len(r.blendshapes) == 52 and all(0.0 <= b <= 1.0 for b in r.blendshapes)
         assert -90 <= r.yaw <= 90 and -90 <= r.pitch <= 90
+        assert len(r.emotions) == 7 and abs(sum(r.emotions) - 1) < 1e-3 and min(r.emotions) >= 0
+        assert r.emotion == EMOTIONS[max(range(7), key=r.emotions.__getitem__)]
         assert r.processed_ms >= r.capture_ms - 60_000
+    # The actress laughs in frames 300-470: the landmark student sees mostly "happy" there.
+    laughing = [r.emotion for r in mine if r.seq >= 300]
+    assert laughing.count("happy") > 0.6 * len(laughing)
     frames_idx = sorted(r.session_frame for r in mine)
     assert frames_idx == list(range(len(mine))), "session frame index counts every frame once"
 

@@ -81,7 +81,8 @@ def test_wide_open_surprised_face_scores_higher_surprise(processor, images, vide
     surprised = evidence(processor, [images["0-f1-su-ph.jpg"]])[0, SURPRISE]
     others = evidence(processor, [images[n] for n in ("0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg",
                                                       "45-m7-di-ph.jpg", "single_face.jpg")])
-    assert surprised > 0.6
+    # On the teacher's probability scale (the cue is calibrated against its "surprise").
+    assert surprised > 0.45
     assert surprised > others[:, SURPRISE].max() + 0.3
     neutral_man = evidence(processor, segment(videos, "single_face.mp4", 0, 12))[:, SURPRISE]
     assert surprised > neutral_man.mean() + 0.3

@@ -12,6 +12,7 @@ from facestream import assets
 from producers.publish import produce
 from producers.sources import ImageFolderSource, SourceError, VideoSource
 from schemas import LandmarkFrame
+from schemas.records import EMOTIONS
 
 
 def _consume_frames(s, expected: int) -> list:
@@ -75,3 +76,22 @@ def test_unreadable_sources_fail_clearly(tmp_path):
         VideoSource(bogus)
     with pytest.raises(SourceError, match="no .jpg"):
         ImageFolderSource(tmp_path)
+
+
+@pytest.mark.integration
+def test_teacher_flag_attaches_the_image_teachers_probabilities(make_settings, tmp_path):
+    """--teacher: each frame carries 7 probabilities from the on-device teacher, and no pixels."""
+    shutil.copy(assets.media("0-f15-hao-ph.jpg"), tmp_path / "happy.jpg")
+    shutil.copy(assets.media("0-f1-su-ph.jpg"), tmp_path / "surprised.jpg")
+    s = make_settings()
+    _, stats = produce(ImageFolderSource(tmp_path), s, show_progress=False, teacher=True)
+    assert stats.face_frames == 2
+    messages = _consume_frames(s, 2)
+    frames = {f.seq: f for f in (LandmarkFrame.decode(m.value) for m in messages)}
+    happy, surprised = frames[0].teacher, frames[1].teacher  # sorted by file name
+    assert happy.shape == surprised.shape == (7,)
+    assert abs(float(happy.sum()) - 1) < 1e-4
+    assert EMOTIONS[int(happy.argmax())] == "happy"
+    assert EMOTIONS[int(surprised.argmax())] == "surprise"
+    # Landmarks, blendshapes and teacher output only: a few KB, never an image.
+    assert all(len(m.value) < 8000 for m in messages)

@@ -143,19 +143,24 @@ def test_unencodable_record_is_a_typed_error():
         encode(LANDMARK_FRAME, rec)
 
 
-def test_old_versions_stay_readable_after_a_schema_evolves(tmp_path: Path):
-    v1 = json.loads((Path(LANDMARK_FRAME.directory) / "landmark_frame.v1.avsc").read_text())
-    v2 = json.loads(json.dumps(v1))
-    v2["fields"].append({"name": "teacher", "type": ["null", {"type": "array", "items": "float"}],
-                         "default": None})
-    for version, schema in ((1, v1), (2, v2)):
+def test_old_versions_stay_readable_after_a_schema_evolves():
+    """v1 LandmarkFrames (no teacher) and FaceResults (no emotions) decode with today's v2."""
+    assert LANDMARK_FRAME.latest == 2
+    old = encode(LANDMARK_FRAME, {k: v for k, v in frame().to_avro().items() if k != "teacher"}, version=1)
+    rec = LandmarkFrame.decode(old)
+    assert rec.teacher is None and rec.session_id == "s1"
+    new = LandmarkFrame(**{**frame().__dict__, "teacher": np.full(7, 1 / 7, np.float32)}).encode()
+    assert np.allclose(LandmarkFrame.decode(new).teacher, 1 / 7)
+
+
+def test_a_newer_version_than_the_reader_knows_is_refused(tmp_path: Path):
+    v2 = json.loads((Path(LANDMARK_FRAME.directory) / "landmark_frame.v2.avsc").read_text())
+    v3 = json.loads(json.dumps(v2))
+    v3["fields"].append({"name": "extra", "type": ["null", "string"], "default": None})
+    for version, schema in ((2, v2), (3, v3)):
         (tmp_path / f"landmark_frame.v{version}.avsc").write_text(json.dumps(schema))
     evolved = RecordKind(LANDMARK_FRAME.code, "landmark_frame", tmp_path)
-    assert evolved.latest == 2
-    old_payload = frame().encode()  # written with v1
-    rec = decode(old_payload, expect=evolved)
-    assert rec["teacher"] is None and rec["session_id"] == "s1"
-    new = encode(evolved, {**frame().to_avro(), "teacher": [0.5] * 7})
-    assert decode(new, expect=evolved)["teacher"] == [0.5] * 7
+    new = encode(evolved, {**frame().to_avro(), "extra": "x"})
+    assert decode(new, expect=evolved)["extra"] == "x"
     with pytest.raises(UnknownSchemaVersion, match="upgrade facestream"):
-        decode(new)  # today's reader does not know v2
+        decode(new)  # today's reader does not know v3

@@ -1,0 +1,61 @@
+"""Pure maths of the emotion student's inputs and of the rules baseline."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from processors.cues import B
+from processors.features.expression import (
+    NUM_FEATURES,
+    aligned_shape,
+    rules_baseline,
+    sequence_deltas,
+    student_features,
+    update_average,
+)
+from processors.features.pose import to_pixel_space
+from processors.training import _rotation
+from schemas.records import EMOTIONS
+
+
+def _moved(px: np.ndarray, yaw: float, pitch: float, roll: float, scale: float, shift: float) -> np.ndarray:
+    r = _rotation(np.radians([yaw]), np.radians([pitch]), np.radians([roll]))[0]
+    c = px.mean(axis=1, keepdims=True)
+    return (px - c) @ r.T * scale + c + shift
+
+
+def test_aligned_shape_ignores_head_rotation_position_and_size(real_faces):
+    px = to_pixel_space(real_faces.landmarks[:8], real_faces.width[:8], real_faces.height[:8]).astype(np.float64)
+    base = aligned_shape(px)
+    moved = aligned_shape(_moved(px, 20, -10, 15, 1.7, 40.0))
+    assert base.shape == (8, 120)
+    assert np.abs(moved - base).max() < 1e-3
+    # ...but not expression: different faces give different shapes.
+    assert np.abs(base[0] - base[1:]).max() > 0.02
+
+
+def test_moving_average_and_sequence_deltas():
+    a = update_average(None, np.ones(52, np.float32), 0.0)
+    assert np.allclose(a, 1)
+    b = update_average(a, np.zeros(52, np.float32), 0.3, tau_s=0.3)
+    assert np.allclose(b, np.exp(-1), atol=1e-6)  # one time constant: 1/e of the gap left
+    bs = np.zeros((4, 52), np.float32)
+    bs[2:] = 1.0
+    d = sequence_deltas(bs, np.array([0, 33, 66, 99]))
+    assert np.all(d[:2] == 0) and np.all(d[2] > 0.9) and np.all(d[3] < d[2])
+
+
+def test_student_features_layout():
+    x = student_features(np.zeros((3, 120)), np.ones((3, 52)), np.full((3, 52), 2.0))
+    assert x.shape == (3, NUM_FEATURES) and x.dtype == np.float32
+    assert (x[:, :120] == 0).all() and (x[:, 120:172] == 1).all() and (x[:, 172:] == 2).all()
+
+
+def test_rules_baseline_is_a_distribution_and_reads_the_obvious():
+    bs = np.zeros((3, 52), np.float32)
+    bs[1, [B["mouthSmileLeft"], B["mouthSmileRight"]]] = 0.9
+    bs[2, [B["eyeWideLeft"], B["eyeWideRight"], B["browOuterUpLeft"], B["browOuterUpRight"]]] = 0.8
+    bs[2, B["jawOpen"]] = 0.6
+    p = rules_baseline(bs)
+    assert np.allclose(p.sum(1), 1) and (p > 0).all()
+    assert [EMOTIONS[i] for i in p.argmax(1)] == ["neutral", "happy", "surprise"]
