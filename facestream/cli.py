@@ -53,18 +53,42 @@ def main(log_level: str) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def _database(s: Settings, migrate: bool = True) -> str:
+    """The database URL: DATABASE_URL, or the embedded PostgreSQL (started if needed)."""
+    from sinks.store.db import StoreError, connect, database_url
+    from sinks.store.db import migrate as apply
+
+    try:
+        url = database_url(s)
+        if migrate:
+            with connect(url) as conn:
+                applied = apply(conn)
+            if applied:
+                err.print(f"database migrated: {', '.join(applied)}")
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return url
+
+
 @main.command()
 def up() -> None:
-    """Start the embedded broker (if no external one is set) and create the topics."""
-    _ensure_broker(_settings())
+    """Start the embedded broker and database (where none is configured); create topics and tables."""
+    s = _settings()
+    _ensure_broker(s)
+    url = _database(s)
+    if not s.database_url:
+        err.print(f"embedded PostgreSQL: {url}")
 
 
 @main.command()
 def down() -> None:
-    """Stop the embedded broker started by `up` (its data is kept)."""
+    """Stop the embedded broker and database started by `up` (their data is kept)."""
     from facestream.embedded import stop_broker
+    from sinks.store.db import stop_embedded
 
-    err.print("stopped the embedded broker" if stop_broker(_settings()) else "no embedded broker was running")
+    s = _settings()
+    err.print("stopped the embedded broker" if stop_broker(s) else "no embedded broker was running")
+    err.print("stopped the embedded PostgreSQL" if stop_embedded(s) else "no embedded PostgreSQL was running")
 
 
 @main.command()
@@ -224,6 +248,184 @@ def evaluate(dataset_path: Path, out_dir: Path, copies: int, max_iter: int) -> N
     s, r = figures["student"], figures["rules_baseline"]
     console.print(f"student top-1 agreement {s['top1_agreement']:.3f} (rules {r['top1_agreement']:.3f}), "
                   f"TV {s['mean_total_variation']:.3f}; wrote {md} and {js}")
+
+
+@main.command()
+@click.option("--host", help="bind address (default: FACESTREAM_GATEWAY_HOST)")
+@click.option("--port", type=int, help="port (default: FACESTREAM_GATEWAY_PORT)")
+def gateway(host: str | None, port: int | None) -> None:
+    """Serve the Mojo-compatible Socket.IO gateway, the token endpoint and the image API."""
+    import uvicorn
+
+    from sinks.gateway.app import create_app
+
+    s = _settings()
+    if host or port:
+        s = s.model_copy(update={k: v for k, v in (("gateway_host", host), ("gateway_port", port)) if v})
+    _ensure_broker(s)
+    try:
+        app = create_app(s, _database(s))
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    err.print(f"gateway on http://{s.gateway_host}:{s.gateway_port}")
+    uvicorn.run(app, host=s.gateway_host, port=s.gateway_port, log_level="warning", ws="wsproto")
+
+
+@main.command()
+def sink() -> None:
+    """Write results and session summaries to PostgreSQL (COPY batches, idempotent)."""
+    from sinks.store.writer import StoreSink
+
+    s = _settings()
+    _ensure_broker(s)
+    store = StoreSink(s, _database(s))
+    signal.signal(signal.SIGTERM, lambda *_: store.stop.set())
+    err.print(f"store sink: {s.results_topic} + {s.summaries_topic} -> PostgreSQL (group {s.sink_group})")
+    try:
+        st = store.run()
+    except KeyboardInterrupt:
+        store.stop.set()
+        return
+    err.print(f"{st.results_written} results written, {st.results_duplicate} duplicates ignored, "
+              f"{st.summaries_written} summaries")
+
+
+@main.group()
+def keys() -> None:
+    """API keys for Mojo clients (stored hashed)."""
+
+
+@keys.command("create")
+@click.argument("name")
+def keys_create(name: str) -> None:
+    """Create a key; it is shown once."""
+    from sinks.gateway.auth import create_key
+    from sinks.store.db import connect
+
+    with connect(_database(_settings())) as conn:
+        secret, key = create_key(conn, name)
+    console.print(f"key {key.key_id} ({key.name}), namespace {key.namespace}")
+    console.print(secret, soft_wrap=True)
+    err.print("store it now: only its hash is kept")
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List keys (never their secrets)."""
+    from sinks.gateway.auth import list_keys
+    from sinks.store.db import connect
+
+    with connect(_database(_settings())) as conn:
+        rows = list_keys(conn)
+    t = Table("key id", "name", "namespace", "created", "revoked")
+    for k in rows:
+        t.add_row(k.key_id, k.name, k.namespace, str(k.created)[:19], str(k.revoked)[:19] if k.revoked else "")
+    console.print(t)
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key: it gets no new tokens."""
+    from sinks.gateway.auth import revoke_key
+    from sinks.store.db import connect
+
+    with connect(_database(_settings())) as conn:
+        if not revoke_key(conn, key_id):
+            raise click.ClickException(f"no active key {key_id}")
+    console.print(f"revoked {key_id}")
+
+
+@main.group()
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table")
+@click.pass_context
+def query(ctx: click.Context, as_json: bool) -> None:
+    """Analytics over the store."""
+    ctx.obj = {"json": as_json}
+
+
+def _print_rows(ctx: click.Context, rows: list[dict]) -> None:
+    import json
+
+    if ctx.obj["json"]:
+        for r in rows:
+            console.print(json.dumps(r, default=str), soft_wrap=True, highlight=False)
+        return
+    if not rows:
+        err.print("no rows")
+        return
+    t = Table(*rows[0].keys())
+    for r in rows:
+        t.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r.values()))
+    console.print(t)
+
+
+def _when(value: str | None):
+    from datetime import datetime, timezone
+
+    if value is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not ISO-8601 (e.g. 2026-11-24T10:00)") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+@query.command("sessions")
+@click.option("--device")
+@click.option("--since", help="ISO-8601, UTC unless it says otherwise")
+@click.option("--until")
+@click.option("--limit", default=100, show_default=True)
+@click.pass_context
+def query_sessions(ctx: click.Context, device: str | None, since: str | None, until: str | None, limit: int) -> None:
+    """Sessions by time range and device."""
+    from sinks.store import queries
+    from sinks.store.db import connect
+
+    with connect(_database(_settings())) as conn:
+        _print_rows(ctx, queries.sessions(conn, device=device, since=_when(since), until=_when(until), limit=limit))
+
+
+@query.command("session")
+@click.argument("session_id")
+@click.pass_context
+def query_session(ctx: click.Context, session_id: str) -> None:
+    """Per-face summary of one session."""
+    from sinks.store import queries
+    from sinks.store.db import connect
+
+    with connect(_database(_settings())) as conn:
+        _print_rows(ctx, queries.session_summary(conn, session_id))
+
+
+@query.command("timeline")
+@click.argument("session_id")
+@click.option("--face", help="one face key (session/track)")
+@click.pass_context
+def query_timeline(ctx: click.Context, session_id: str, face: str | None) -> None:
+    """Per-minute emotions and cues per face."""
+    from sinks.store import queries
+    from sinks.store.db import connect
+
+    with connect(_database(_settings())) as conn:
+        _print_rows(ctx, queries.timeline(conn, session_id, face))
+
+
+@query.command("distribution")
+@click.argument("metric", type=click.Choice(["engagement", "attention"]))
+@click.option("--device")
+@click.option("--since")
+@click.option("--until")
+@click.pass_context
+def query_distribution(ctx: click.Context, metric: str, device: str | None, since: str | None,
+                       until: str | None) -> None:
+    """Frames per tenth of engagement or attention."""
+    from sinks.store import queries
+    from sinks.store.db import connect
+
+    with connect(_database(_settings())) as conn:
+        _print_rows(ctx, queries.distribution(conn, metric, device=device, since=_when(since), until=_when(until)))
 
 
 @main.command()

@@ -63,6 +63,22 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "FACESTREAM_DATABASE_URL"),
     )
     cache_dir: Path = Field(default_factory=assets.cache_dir)
+    sink_batch_size: int = Field(2000, ge=1, description="results per COPY batch")
+    sink_batch_within_s: float = Field(0.5, gt=0, description="max wait to fill a COPY batch")
+    sink_group: str = Field("facestream-store", description="consumer group of the store sink")
+
+    # --- gateway ----------------------------------------------------------------------------
+    environment: str = Field("development", description="development | production; production "
+                             "refuses the default JWT secret")
+    gateway_host: str = Field("127.0.0.1", description="address the gateway binds")
+    gateway_port: int = Field(8000, description="port of the gateway (HTTP + Socket.IO)")
+    public_host: str | None = Field(None, description="host name returned to Mojo clients (default: gateway_host)")
+    jwt_secret: str = Field("facestream-development-secret-not-for-production", description="HS256 key of the tokens")
+    token_max_expiration_s: int = Field(24 * 3600, gt=0, description="longest token a client may ask for")
+    cors_origins: str = Field("", description="comma-separated origins allowed by CORS; empty: none")
+    max_image_bytes: int = Field(10 * 1024 * 1024, gt=0, description="largest accepted image upload")
+    max_event_bytes: int = Field(64 * 1024, gt=0, description="largest accepted Socket.IO event")
+    max_fps_per_token: float = Field(60.0, gt=0, description="facemesh events per second per connection")
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

@@ -1,7 +1,11 @@
-"""Shared fixtures: a real Kafka-compatible broker, isolated topics, real worker processes.
+"""Shared fixtures: a real Kafka-compatible broker, isolated topics, real worker processes,
+a real PostgreSQL.
 
 The broker is the embedded noida-db on a free 127.0.0.1 port, unless
 FACESTREAM_TEST_KAFKA_BOOTSTRAP names an external one (e.g. Apache Kafka).
+PostgreSQL: FACESTREAM_TEST_DATABASE_URL if set (a server where the user may create
+databases), else the server on 127.0.0.1:5432 if one answers, else an embedded one (pgserver).
+Each test gets a fresh database of its own.
 """
 
 from __future__ import annotations
@@ -45,6 +49,45 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield st.address
     finally:
         stop_broker(s)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a PostgreSQL server's maintenance database, for creating test databases."""
+    import psycopg
+
+    external = os.environ.get("FACESTREAM_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    local = "postgresql://postgres@127.0.0.1:5432/postgres"
+    try:
+        psycopg.connect(local, connect_timeout=3).close()
+        yield local
+        return
+    except psycopg.OperationalError:
+        pass
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+    yield server.get_uri("postgres")
+
+
+@pytest.fixture
+def database_url(postgres_admin_url: str) -> Iterator[str]:
+    """A new, empty database; dropped after the test."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = f"facestream_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = make_conninfo(**{**conninfo_to_dict(postgres_admin_url), "dbname": name})
+    try:
+        yield url
+    finally:
+        with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -110,6 +153,53 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[Settings], WorkerProcess]
     yield start
     for w in started:
         w.kill(signal.SIGTERM)
+
+
+@dataclass
+class GatewayProcess:
+    proc: subprocess.Popen
+    log: Path
+    url: str
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        WorkerProcess.kill(self, sig)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def start_gateway(tmp_path: Path) -> Iterator[Callable[..., GatewayProcess]]:
+    """Start `facestream gateway` as a real process on a free 127.0.0.1 port; waits for /healthz."""
+    import httpx
+
+    started: list[GatewayProcess] = []
+
+    def start(s: Settings, database_url: str, timeout_s: float = 60.0) -> GatewayProcess:
+        port = _free_port()
+        log = tmp_path / f"gateway-{len(started)}.log"
+        env = {**os.environ, **settings_env(s), "DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1",
+               "FACESTREAM_GATEWAY_HOST": "127.0.0.1", "FACESTREAM_GATEWAY_PORT": str(port)}
+        with log.open("wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "facestream.cli", "gateway"],
+                                    stdout=out, stderr=subprocess.STDOUT, env=env)
+        g = GatewayProcess(proc, log, f"http://127.0.0.1:{port}")
+        started.append(g)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"gateway exited with {proc.returncode}:\n{g.output()[-3000:]}")
+            try:
+                if httpx.get(f"{g.url}/healthz", timeout=1).status_code == 200:
+                    return g
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"gateway not up in {timeout_s} s:\n{g.output()[-3000:]}")
+
+    yield start
+    for g in started:
+        g.kill(signal.SIGTERM)
 
 
 @pytest.fixture

@@ -1,0 +1,143 @@
+"""PostgreSQL connection, migrations, partitions, and the embedded server.
+
+With no ``DATABASE_URL``, the store uses an embedded PostgreSQL 16 from the ``pgserver`` wheel,
+started on a Unix socket under ``<data_dir>/postgres`` and left running (like the embedded
+broker) until ``facestream down``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta, timezone
+from importlib import resources
+from pathlib import Path
+
+import psycopg
+
+from facestream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# A fixed key for pg_advisory_xact_lock: one migrator at a time across processes.
+_MIGRATION_LOCK = 0x6661636573
+
+
+class StoreError(RuntimeError):
+    """The database is unreachable or not in a usable state."""
+
+
+def _pgdata(s: Settings) -> Path:
+    return (s.data_dir / "postgres").resolve()
+
+
+def embedded_url(s: Settings) -> str:
+    """Start (if needed) the embedded PostgreSQL and return its URL."""
+    import pgserver
+
+    pgdata = _pgdata(s)
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        server = pgserver.get_server(pgdata, cleanup_mode=None)  # keep running after we exit
+    except Exception as exc:  # pgserver raises plain Exceptions with pg_ctl's output
+        raise StoreError(f"could not start the embedded PostgreSQL in {pgdata}: {exc}. "
+                         f"See {pgdata / 'log'}, or set DATABASE_URL to a running server.") from exc
+    return server.get_uri("postgres")
+
+
+def stop_embedded(s: Settings) -> bool:
+    """Stop the embedded PostgreSQL if it runs; True if it was running."""
+    pgdata = _pgdata(s)
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    import pgserver
+
+    pgserver.pg_ctl(["-w", "stop"], pgdata=pgdata, user=_system_user())
+    return True
+
+
+def _system_user() -> str | None:
+    import os
+
+    # pgserver runs postgres as this user when started by root (postgres refuses to run as root).
+    return "pgserver" if os.geteuid() == 0 and _has_user("pgserver") else None
+
+
+def _has_user(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def database_url(s: Settings) -> str:
+    return s.database_url or embedded_url(s)
+
+
+def connect(url: str, *, autocommit: bool = False, timeout_s: float = 10.0) -> psycopg.Connection:
+    try:
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=max(1, int(timeout_s)))
+    except psycopg.OperationalError as exc:
+        raise StoreError(f"cannot connect to PostgreSQL at {_redact(url)}: {str(exc).strip()}. "
+                         "Is it running, and is DATABASE_URL right?") from exc
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every migration shipped in ``sinks/store/migrations``, in order."""
+    out = []
+    for entry in resources.files("sinks.store").joinpath("migrations").iterdir():
+        if entry.name.endswith(".sql"):
+            version = int(entry.name.split("_", 1)[0])
+            out.append((version, entry.name, entry.read_text()))
+    return sorted(out)
+
+
+def migrate(conn: psycopg.Connection) -> list[str]:
+    """Apply the migrations this database lacks, each in its own transaction; returns their names."""
+    applied: list[str] = []
+    with conn.transaction():
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
+                     "name text NOT NULL, applied timestamptz NOT NULL DEFAULT now())")
+    for version, name, sql in migrations():
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            done = conn.execute("SELECT 1 FROM schema_migrations WHERE version = %s", (version,)).fetchone()
+            if done:
+                continue
+            conn.execute(sql)
+            conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
+            applied.append(name)
+    return applied
+
+
+def partition_name(day: date) -> str:
+    return f"face_results_{day:%Y%m%d}"
+
+
+def ensure_partitions(conn: psycopg.Connection, days: set[date], known: set[date]) -> None:
+    """Create the daily partitions of face_results for ``days`` not yet in ``known``.
+
+    Call inside a transaction: an advisory lock keeps concurrent sinks from racing on the DDL."""
+    missing = sorted(days - known)
+    if missing:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+    for day in missing:
+        start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {partition_name(day)} PARTITION OF face_results "
+            f"FOR VALUES FROM ('{start.isoformat()}') TO ('{(start + timedelta(days=1)).isoformat()}')"
+        )
+        known.add(day)

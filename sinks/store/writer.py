@@ -1,0 +1,217 @@
+"""The store sink: results and session summaries from Kafka into PostgreSQL, idempotently.
+
+Each batch is COPYed into a temporary staging table and moved with
+``INSERT ... ON CONFLICT DO NOTHING``, so a redelivered result (same face and frame) never
+becomes a second row. Offsets are committed only after the database transaction commits:
+a crash between the two redelivers the batch, which the conflict rule absorbs.
+
+While PostgreSQL is unreachable the sink keeps its one pending batch, stops polling (Kafka holds
+the rest: the buffer is bounded by ``sink_batch_size``), retries with exponential backoff, and
+catches up once the database is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+
+import psycopg
+from kafka import KafkaConsumer
+from kafka.errors import CommitFailedError
+
+from facestream.settings import Settings
+from schemas import FaceResult, SessionSummary
+from schemas.errors import PayloadError
+from schemas.records import EMOTIONS
+from sinks.store.db import connect, ensure_partitions, migrate
+
+log = logging.getLogger(__name__)
+
+RESULT_COLUMNS = (
+    "face_key", "seq", "capture_time", "session_id", "device_id", "track_id", "processed_time",
+    "session_started", "session_frame", "amusement", "surprise", "confusion", "attention",
+    "engagement", "engagement_phase", "interaction_status", "emotion",
+    *(f"p_{e}" for e in EMOTIONS),
+    "yaw", "pitch", "roll", "gaze_x", "gaze_y", "eye_openness", "blink", "blinks", "blendshapes", "teacher",
+)
+SUMMARY_COLUMNS = (
+    "face_key", "started", "session_id", "device_id", "track_id", "ended", "closed", "frames", "blinks",
+    "engaged_s", "mean_amusement", "mean_surprise", "mean_confusion", "mean_attention", "mean_engagement",
+    "max_amusement", "max_surprise", "max_confusion", "closed_reason",
+)
+
+
+def _ts(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000.0, tz=timezone.utc)
+
+
+def result_row(r: FaceResult) -> tuple:
+    """One face_results row (RESULT_COLUMNS order) from a FaceResult."""
+    probs = list(r.emotions) if len(r.emotions) == len(EMOTIONS) else [None] * len(EMOTIONS)
+    return (
+        r.face_key, r.seq, _ts(r.capture_ms), r.session_id, r.device_id, r.track_id, _ts(r.processed_ms),
+        _ts(r.session_started_ms), r.session_frame, r.amusement, r.surprise, r.confusion, r.attention,
+        r.engagement, r.engagement_phase, r.interaction_status, r.emotion, *probs,
+        r.yaw, r.pitch, r.roll, r.gaze_x, r.gaze_y, r.eye_openness, r.blink, r.blinks,
+        list(r.blendshapes), None if r.teacher is None else list(r.teacher),
+    )
+
+
+def summary_row(s: SessionSummary) -> tuple:
+    return (
+        s.face_key, _ts(s.started_ms), s.session_id, s.device_id, s.track_id, _ts(s.ended_ms), _ts(s.closed_ms),
+        s.frames, s.blinks, s.engaged_s, s.mean_amusement, s.mean_surprise, s.mean_confusion,
+        s.mean_attention, s.mean_engagement, s.max_amusement, s.max_surprise, s.max_confusion, s.closed_reason,
+    )
+
+
+@dataclass
+class WriteStats:
+    results_in: int = 0  # rows offered
+    results_written: int = 0  # rows that were new
+    summaries_in: int = 0
+    summaries_written: int = 0
+
+
+class StoreWriter:
+    """Writes batches into one connection; creates partitions as days appear."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+        self._days: set[date] = set()
+        with conn.transaction():
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS staging_results "
+                         "(LIKE face_results INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+
+    def write(self, results: list[FaceResult], summaries: list[SessionSummary]) -> WriteStats:
+        st = WriteStats(results_in=len(results), summaries_in=len(summaries))
+        cols = ", ".join(RESULT_COLUMNS)
+        with self.conn.transaction():
+            if results:
+                ensure_partitions(self.conn, {_ts(r.capture_ms).date() for r in results}, self._days)
+                with self.conn.cursor() as cur:
+                    with cur.copy(f"COPY staging_results ({cols}) FROM STDIN") as copy:
+                        for r in results:
+                            copy.write_row(result_row(r))
+                    cur.execute(f"INSERT INTO face_results ({cols}) SELECT {cols} FROM staging_results "
+                                "ON CONFLICT DO NOTHING")
+                    st.results_written = cur.rowcount
+                    cur.execute(
+                        "INSERT INTO sessions (face_key, session_id, device_id, track_id, first_capture, last_capture) "
+                        "SELECT face_key, min(session_id), min(device_id), min(track_id), min(capture_time), "
+                        "max(capture_time) FROM staging_results GROUP BY face_key "
+                        "ON CONFLICT (face_key) DO UPDATE SET "
+                        "first_capture = LEAST(sessions.first_capture, EXCLUDED.first_capture), "
+                        "last_capture = GREATEST(sessions.last_capture, EXCLUDED.last_capture)")
+            if summaries:
+                sql = (f"INSERT INTO session_summaries ({', '.join(SUMMARY_COLUMNS)}) VALUES "
+                       f"({', '.join(['%s'] * len(SUMMARY_COLUMNS))}) ON CONFLICT DO NOTHING")
+                with self.conn.cursor() as cur:
+                    for summary in summaries:  # a handful per batch: one statement each is fine
+                        cur.execute(sql, summary_row(summary))
+                        st.summaries_written += cur.rowcount
+        return st
+
+
+@dataclass
+class SinkStats:
+    batches: int = 0
+    results_written: int = 0
+    results_duplicate: int = 0
+    summaries_written: int = 0
+    bad_messages: int = 0
+    db_retries: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class StoreSink:
+    """Kafka -> PostgreSQL loop. ``run`` returns when ``stop`` is set."""
+
+    def __init__(self, settings: Settings, database_url: str) -> None:
+        self.s = settings
+        self.url = database_url
+        self.stats = SinkStats()
+        self.stop = threading.Event()
+        with connect(database_url) as conn:
+            migrate(conn)
+        self._conn: psycopg.Connection | None = None
+        self._writer: StoreWriter | None = None
+
+    def _consumer(self) -> KafkaConsumer:
+        return KafkaConsumer(
+            self.s.results_topic, self.s.summaries_topic,
+            bootstrap_servers=self.s.bootstrap.split(","), group_id=self.s.sink_group,
+            client_id=f"facestream-sink-{self.s.device_id}", enable_auto_commit=False,
+            auto_offset_reset="earliest", max_poll_records=self.s.sink_batch_size,
+            # The loop stops polling while the database is away; don't get evicted meanwhile.
+            max_poll_interval_ms=15 * 60 * 1000,
+        )
+
+    def _write(self, results: list[FaceResult], summaries: list[SessionSummary]) -> None:
+        """Write one batch, retrying with backoff until it lands or ``stop`` is set."""
+        delay = 0.5
+        while not self.stop.is_set():
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = connect(self.url)
+                    self._writer = StoreWriter(self._conn)
+                assert self._writer is not None
+                st = self._writer.write(results, summaries)
+                self.stats.results_written += st.results_written
+                self.stats.results_duplicate += st.results_in - st.results_written
+                self.stats.summaries_written += st.summaries_written
+                self.stats.batches += 1
+                return
+            except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
+                self.stats.db_retries += 1
+                log.warning("PostgreSQL unavailable (%s); retrying the batch of %d results in %.1f s",
+                            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                            len(results), delay)
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = None
+                self.stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+        raise InterruptedError("stopped before the batch was written")
+
+    def run(self) -> SinkStats:
+        consumer = self._consumer()
+        try:
+            while not self.stop.is_set():
+                polled = consumer.poll(timeout_ms=int(self.s.sink_batch_within_s * 1000),
+                                       max_records=self.s.sink_batch_size)
+                results: list[FaceResult] = []
+                summaries: list[SessionSummary] = []
+                for tp, messages in polled.items():
+                    for m in messages:
+                        try:
+                            if tp.topic == self.s.results_topic:
+                                results.append(FaceResult.decode(m.value))
+                            else:
+                                summaries.append(SessionSummary.decode(m.value))
+                        except PayloadError as exc:
+                            # Only the processor writes these topics; a bad record is a bug or a
+                            # foreign producer. Skip it loudly rather than block the store.
+                            self.stats.bad_messages += 1
+                            log.error("skipping undecodable record %s[%d]@%d: %s", tp.topic, tp.partition,
+                                      m.offset, exc)
+                if not polled:
+                    continue
+                try:
+                    self._write(results, summaries)
+                except InterruptedError:
+                    break  # not committed: the batch is redelivered on restart
+                try:
+                    consumer.commit()
+                except CommitFailedError as exc:
+                    # Our partitions moved while we waited for the database; the new owner
+                    # redelivers what we wrote, and the conflict rule keeps it single.
+                    log.warning("offset commit failed after a rebalance (%s); records will be redelivered", exc)
+        finally:
+            consumer.close()
+            if self._conn is not None:
+                self._conn.close()
+        return self.stats

@@ -1,0 +1,116 @@
+"""The PostgreSQL store: migrations, idempotent COPY writes, the sink end to end, analytics."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import numpy as np
+import psycopg
+import pytest
+
+from facestream import assets
+from processors.pipeline import FrameProcessor
+from producers.publish import produce
+from producers.sources import VideoSource
+from sinks.store import queries
+from sinks.store.db import connect, migrate, migrations
+from sinks.store.writer import StoreSink, StoreWriter
+
+
+@pytest.fixture(scope="module")
+def real_results(wolfgang_frames):
+    """FaceResults of the actress video, computed by the real processor (no Kafka)."""
+    frames = wolfgang_frames[:120]
+    out = FrameProcessor().process(frames, {})
+    return out.results, [s.summary(int(time.time() * 1000)) for s in out.sessions.values()]
+
+
+def _count(url: str, table: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def test_migrations_apply_once_and_are_recorded(database_url):
+    with connect(database_url) as conn:
+        assert migrate(conn) == [name for _, name, _ in migrations()]
+        assert migrate(conn) == []  # idempotent: a second service start applies nothing
+        versions = [v for (v,) in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
+        assert versions == [v for v, _, _ in migrations()]
+        kind = conn.execute("SELECT relkind FROM pg_class WHERE relname = 'face_results'").fetchone()[0]
+        assert kind == "p", "face_results is partitioned"
+
+
+def test_writer_is_idempotent_under_redelivery(database_url, real_results):
+    results, summaries = real_results
+    with connect(database_url) as conn:
+        migrate(conn)
+        w = StoreWriter(conn)
+        first = w.write(results[:70], [])
+        second = w.write(results[50:], summaries)  # overlaps the first batch by 20
+        again = w.write(results, summaries)  # everything redelivered
+    assert first.results_written == 70 and second.results_written == len(results) - 70
+    assert again.results_written == 0 and again.summaries_written == 0
+    assert _count(database_url, "face_results") == len(results)
+    assert _count(database_url, "session_summaries") == len(summaries) == 1
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT amusement, p_happy, emotion, blendshapes, session_frame, capture_time "
+                           "FROM face_results WHERE face_key = %s AND seq = %s",
+                           (results[10].face_key, results[10].seq)).fetchone()
+        sess = conn.execute("SELECT first_capture, last_capture FROM sessions").fetchall()
+    r = results[10]
+    assert row[0] == pytest.approx(r.amusement, abs=1e-6) and row[1] == pytest.approx(r.emotions[1], abs=1e-6)
+    assert row[2] == r.emotion and np.allclose(row[3], r.blendshapes, atol=1e-6) and row[4] == r.session_frame
+    assert int(row[5].timestamp() * 1000) == r.capture_ms
+    assert len(sess) == 1
+    assert int(sess[0][0].timestamp() * 1000) == min(x.capture_ms for x in results)
+
+
+@pytest.mark.integration
+def test_results_topic_to_postgres_end_to_end(make_settings, start_worker, collect, database_url):
+    s = make_settings(session_gap_s=1.0, sink_group=f"sink-{uuid.uuid4().hex[:6]}")
+    start_worker(s)
+    sid, stats = produce(VideoSource(assets.media("single_face.mp4")), s, show_progress=False)
+    results, _ = collect(s, lambda r, sm: any(x.session_id == sid for x in sm), timeout_s=120)
+    assert len(results) == stats.face_frames == 72
+
+    sink = StoreSink(s, database_url)
+    thread = threading.Thread(target=sink.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (_count(database_url, "face_results") < 72
+                                           or _count(database_url, "session_summaries") < 1):
+        time.sleep(0.2)
+    sink.stop.set()
+    thread.join(30)
+    with psycopg.connect(database_url) as conn:
+        stored = {(k, q): (a, e) for k, q, a, e in conn.execute(
+            "SELECT face_key, seq, attention, engagement_phase FROM face_results")}
+    assert stored == {(r.face_key, r.seq): (pytest.approx(r.attention, abs=1e-6), r.engagement_phase)
+                      for r in results}, "one row per produced result, with its values"
+
+    # A second sink in a new consumer group re-reads the whole topic: nothing is duplicated.
+    again = StoreSink(s.model_copy(update={"sink_group": f"replay-{uuid.uuid4().hex[:6]}"}), database_url)
+    t2 = threading.Thread(target=again.run, daemon=True)
+    t2.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and again.stats.results_duplicate < 72:
+        time.sleep(0.2)
+    again.stop.set()
+    t2.join(30)
+    assert again.stats.results_duplicate == 72 and again.stats.results_written == 0
+    assert _count(database_url, "face_results") == 72 and _count(database_url, "session_summaries") == 1
+
+    with psycopg.connect(database_url) as conn:
+        (summary,) = queries.session_summary(conn, sid)
+        assert summary["frames"] == 72 and summary["face_key"] == f"{sid}/0"
+        assert summary["dominant_emotion"] in ("happy", "neutral")
+        timeline = queries.timeline(conn, sid)
+        assert sum(t["frames"] for t in timeline) == 72 and 0 <= timeline[0]["attention"] <= 1
+        dist = queries.distribution(conn, "engagement", device=s.device_id)
+        assert sum(d["frames"] for d in dist) == 72 and all(1 <= d["bucket"] <= 10 for d in dist)
+        assert [x["session_id"] for x in queries.sessions(conn, device=s.device_id)] == [sid]
+        assert queries.sessions(conn, device="another-device") == []
+        with pytest.raises(ValueError, match="engagement or attention"):
+            queries.distribution(conn, "amusement; DROP TABLE face_results")
