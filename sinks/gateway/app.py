@@ -6,7 +6,7 @@
   device = the namespace); the processor's results come back as ``calculation`` events.
   A token minted for an edge producer's session (``session_id`` in the token request) joins
   that session's room instead and receives its results as ``result`` events.
-* ``POST /v1/faces``: the image API (``sinks.gateway.images``).
+* ``POST /v1/faces``: the image API (``sinks.gateway.faces``).
 
 Several gateway processes can serve one address: each consumes every partition of the results
 topic from its start (no consumer group) and delivers only to the clients connected to itself,
@@ -37,6 +37,7 @@ from facestream.settings import Settings
 from schemas import FaceResult
 from schemas.errors import PayloadError
 from sinks.gateway import auth, mojo
+from sinks.gateway.faces import make_router
 from sinks.store.db import connect, migrate
 
 log = logging.getLogger(__name__)
@@ -243,6 +244,24 @@ class Gateway:
             await consumer.stop()
 
 
+def install_error_handlers(api: FastAPI) -> None:
+    """Every error as {"error": {"code", "message"}}."""
+
+    @api.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail))
+
+    @api.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return error_response(400, f"invalid request: {where}: {first.get('msg', 'malformed')}")
+
+    @api.exception_handler(auth.AuthError)
+    async def auth_error(_: Request, exc: auth.AuthError) -> JSONResponse:
+        return error_response(401, str(exc))
+
+
 def create_app(settings: Settings, database_url: str) -> socketio.ASGIApp:
     """The ASGI application (Socket.IO in front of FastAPI)."""
     auth.check_secret(settings)
@@ -264,24 +283,14 @@ def create_app(settings: Settings, database_url: str) -> socketio.ASGIApp:
         api.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "PUT", "POST"],
                            allow_headers=["Authorization", "Content-Type"])
 
-    @api.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail))
-
-    @api.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return error_response(400, f"invalid request: {where}: {first.get('msg', 'malformed')}")
-
-    @api.exception_handler(auth.AuthError)
-    async def auth_error(_: Request, exc: auth.AuthError) -> JSONResponse:
-        return error_response(401, str(exc))
+    install_error_handlers(api)
 
     @api.put("/mojo_perception_api/user", response_model=TokenResponse, summary="Token for a Mojo client",
              responses={401: {"description": "missing, unknown or revoked API key"}})
     async def user(body: TokenRequest, authorization: str | None = Header(None)) -> TokenResponse:
         return await gw.token(body, authorization)
+
+    api.include_router(make_router(settings))
 
     @api.get("/healthz", summary="Liveness")
     async def healthz() -> dict[str, Any]:

@@ -1,0 +1,158 @@
+"""The image API on real photos, over real HTTP (uvicorn on 127.0.0.1), and every error case."""
+
+from __future__ import annotations
+
+import io
+import socket
+import struct
+import threading
+import time
+import zlib
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from PIL import Image  # only to write a CMYK JPEG, which OpenCV cannot
+
+from facestream import assets
+from facestream.settings import Settings
+from sinks.gateway.app import install_error_handlers
+from sinks.gateway.faces import FaceAnalyzer, make_router
+
+LIMIT = 2 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def api() -> str:
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(make_router(Settings(max_image_bytes=LIMIT), FaceAnalyzer()))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def _post(url: str, data: bytes, *, multipart: bool = True, **params) -> httpx.Response:
+    if multipart:
+        return httpx.post(f"{url}/v1/faces", files={"image": ("x.jpg", data, "image/jpeg")}, params=params, timeout=60)
+    return httpx.post(f"{url}/v1/faces", content=data, headers={"Content-Type": "image/jpeg"}, params=params,
+                      timeout=60)
+
+
+def _bytes(name: str) -> bytes:
+    return assets.media(name).read_bytes()
+
+
+def _error(r: httpx.Response, code: int) -> str:
+    assert r.status_code == code, r.text
+    body = r.json()
+    assert set(body) == {"error"} and body["error"]["code"] == code and body["error"]["message"]
+    return body["error"]["message"]
+
+
+def test_one_face_has_every_field_of_both_services(api):
+    r = _post(api, _bytes("single_face.jpg"))
+    assert r.status_code == 200, r.text
+    (face,) = r.json()["faces"]
+    h, w = cv2.imread(str(assets.media("single_face.jpg"))).shape[:2]
+    assert 0.5 <= face["faceConfidence"] == face["probability"] <= 1.0
+    b, rect = face["boundingBox"], face["rectangle"]
+    assert 0 <= b["x"] and 0 <= b["y"] and b["x"] + b["w"] <= w and b["y"] + b["h"] <= h and b["w"] > 50
+    assert rect["left"] == pytest.approx(b["x"], abs=1) and rect["right"] == pytest.approx(b["x"] + b["w"], abs=1)
+    s = face["emotion"]["sentiments"]
+    assert set(s) == {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"} == set(face["emotions"])
+    assert sum(s.values()) == pytest.approx(1, abs=1e-4)
+    assert face["emotion"]["value"] == max(s, key=s.get) and face["emotion"]["probability"] == s[face["emotion"]["value"]]
+    assert 1 <= face["age"] <= 100 and face["gender"]["value"] in ("Male", "Female")
+    assert 50 <= face["gender"]["confidence"] <= 100
+    lm = {p["type"]: p for p in face["landmarks"]}
+    assert list(lm) == ["eyeLeft", "eyeRight", "nose", "lipLeft", "lipRight"]
+    for p in lm.values():
+        assert b["x"] <= p["x"] <= b["x"] + b["w"] and b["y"] <= p["y"] <= b["y"] + b["h"]
+    assert lm["eyeLeft"]["x"] < lm["eyeRight"]["x"] and lm["lipLeft"]["x"] < lm["lipRight"]["x"]
+    assert lm["eyeLeft"]["y"] < lm["nose"]["y"] < lm["lipLeft"]["y"]
+    assert "mesh" not in face
+
+
+def test_several_faces_left_to_right_and_expressions(api):
+    faces = _post(api, _bytes("multi_face.jpg")).json()["faces"]
+    assert len(faces) >= 2  # MediaPipe's short-range detector finds 2 of the 5 small faces
+    xs = [f["boundingBox"]["x"] for f in faces]
+    assert xs == sorted(xs)
+    assert _post(api, _bytes("0-f15-hao-ph.jpg")).json()["faces"][0]["emotion"]["value"] == "happy"
+    assert _post(api, _bytes("0-f1-su-ph.jpg")).json()["faces"][0]["emotion"]["value"] == "surprise"
+
+
+def test_raw_body_png_and_full_mesh(api):
+    data = _bytes("single_face.jpg")
+    multipart = _post(api, data).json()
+    assert _post(api, data, multipart=False).json() == multipart
+    png = cv2.imencode(".png", cv2.imread(str(assets.media("single_face.jpg"))))[1].tobytes()
+    (face,) = _post(api, png, multipart=False).json()["faces"]
+    assert face["emotion"]["value"] == multipart["faces"][0]["emotion"]["value"]
+    (face,) = _post(api, data, landmarks="all").json()["faces"]
+    assert len(face["mesh"]) == 478 and all(len(p) == 2 for p in face["mesh"])
+
+
+def test_no_face_is_an_empty_list(api):
+    cap = cv2.VideoCapture(str(assets.media("no_face.mp4")))
+    ok, frame = cap.read()
+    assert ok
+    r = _post(api, cv2.imencode(".jpg", frame)[1].tobytes())
+    assert r.status_code == 200 and r.json() == {"faces": []}
+
+
+def _png_header(w: int, h: int) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+
+
+def test_every_error_is_json_with_the_right_status(api):
+    jpg = _bytes("single_face.jpg")
+    assert "empty" in _error(_post(api, b"", multipart=False), 400)
+    r = httpx.post(f"{api}/v1/faces", files={"other": ("x.jpg", jpg, "image/jpeg")})
+    assert "'image'" in _error(r, 400)
+    assert "bytes" in _error(_post(api, b"\xff\xd8\xff" + b"\x00" * (LIMIT + 10), multipart=False), 413)
+    assert "JPG" in _error(_post(api, b"GIF89a" + b"\x00" * 100), 415)
+    assert "JPG" in _error(_post(api, b"just some text"), 415)
+    big = cv2.imencode(".jpg", np.zeros((1200, 2000, 3), np.uint8))[1].tobytes()
+    assert "1920x1080" in _error(_post(api, big), 422)
+    assert "truncated" in _error(_post(api, jpg[: len(jpg) // 2]), 422)
+    t = time.monotonic()
+    bomb = _png_header(100_000, 100_000) + b"\x00" * 100
+    assert "100000x100000" in _error(_post(api, bomb), 422)
+    assert time.monotonic() - t < 2, "refused from the header, not by decoding"
+    assert "400" not in _error(_post(api, _png_header(0, 10)), 422)
+    r = httpx.post(f"{api}/v1/faces", content=jpg, params={"landmarks": "some"})
+    _error(r, 400)
+
+
+def test_unusual_but_valid_images_do_not_crash(api):
+    bgr = cv2.imread(str(assets.media("single_face.jpg")))
+    sixteen = cv2.imencode(".png", bgr.astype(np.uint16) * 257)[1].tobytes()
+    grey = cv2.imencode(".png", cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))[1].tobytes()
+    alpha = cv2.imencode(".png", cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA))[1].tobytes()
+    cmyk = io.BytesIO()
+    Image.open(assets.media("single_face.jpg")).convert("CMYK").save(cmyk, "JPEG")
+    for data in (sixteen, grey, alpha, cmyk.getvalue()):
+        r = _post(api, data, multipart=False)
+        assert r.status_code == 200 and len(r.json()["faces"]) == 1
+
+
+def test_openapi_documents_the_route(api):
+    doc = httpx.get(f"{api}/openapi.json").json()
+    op = doc["paths"]["/v1/faces"]["post"]
+    assert {"200", "400", "413", "415", "422"} <= set(op["responses"])
