@@ -114,3 +114,40 @@ def test_results_topic_to_postgres_end_to_end(make_settings, start_worker, colle
         assert queries.sessions(conn, device="another-device") == []
         with pytest.raises(ValueError, match="engagement or attention"):
             queries.distribution(conn, "amusement; DROP TABLE face_results")
+
+
+def test_embedded_postgres_is_the_default_without_database_url(tmp_path):
+    """No DATABASE_URL: a real PostgreSQL from the pgserver wheel, started and stopped by us."""
+    from facestream.settings import Settings
+    from sinks.store.db import database_url, stop_embedded
+
+    s = Settings(database_url=None, data_dir=tmp_path)
+    url = database_url(s)
+    try:
+        with connect(url) as conn:
+            assert migrate(conn)
+            assert conn.execute("SHOW server_version").fetchone()[0].startswith("16")
+    finally:
+        assert stop_embedded(s)
+    assert not stop_embedded(s)
+
+
+def test_keys_cli_creates_lists_and_revokes(database_url):
+    from click.testing import CliRunner
+
+    from facestream.cli import main
+
+    runner = CliRunner()
+    env = {"DATABASE_URL": database_url}
+    created = runner.invoke(main, ["keys", "create", "kiosk"], env=env)
+    assert created.exit_code == 0, created.output
+    secret = next(w for w in created.output.split() if w.startswith("fsk_"))
+    key_id = secret.split("_")[1]
+    listed = runner.invoke(main, ["keys", "list"], env=env)
+    assert key_id in listed.output and secret.split("_", 2)[2] not in listed.output
+    with psycopg.connect(database_url) as conn:
+        stored = conn.execute("SELECT key_hash FROM api_keys").fetchone()[0]
+    assert secret.split("_", 2)[2] not in stored, "only a hash is stored"
+    assert runner.invoke(main, ["keys", "revoke", key_id], env=env).exit_code == 0
+    again = runner.invoke(main, ["keys", "revoke", key_id], env=env)
+    assert again.exit_code != 0 and "no active key" in again.output
