@@ -279,6 +279,9 @@ def sink() -> None:
     s = _settings()
     _ensure_broker(s)
     store = StoreSink(s, _database(s))
+    from facestream import metrics
+
+    metrics.serve(s.sink_metrics_port, s.metrics_host)
     signal.signal(signal.SIGTERM, lambda *_: store.stop.set())
     err.print(f"store sink: {s.results_topic} + {s.summaries_topic} -> PostgreSQL (group {s.sink_group})")
     try:

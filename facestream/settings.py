@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     consumer_session_timeout_s: float = Field(
         10.0, gt=0, description="a worker silent this long loses its partitions to the others")
     sweep_interval_s: float = Field(1.0, gt=0, description="how often idle sessions are closed")
+    max_frame_bytes: int = Field(64 * 1024, gt=0, description="larger frame messages go to the dead letters")
+    worker_metrics_port: int = Field(9101, ge=0, description="Prometheus metrics of the worker (0: off)")
+    sink_metrics_port: int = Field(9102, ge=0, description="Prometheus metrics of the store sink (0: off)")
+    metrics_host: str = Field("127.0.0.1", description="address the metrics endpoints bind")
 
     # --- producer ---------------------------------------------------------------------------
     max_faces: int = Field(4, ge=1)

@@ -23,12 +23,14 @@ from collections import Counter
 
 import faust
 
+from facestream import metrics
 from facestream.settings import Settings, get_settings
 from facestream.topics import partition_for
 from processors.cues import CueParams
 from processors.pipeline import FrameProcessor
 from processors.session import FaceSession
 from schemas import LandmarkFrame, PayloadError
+from schemas.errors import Oversized
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +104,19 @@ def create_app(settings: Settings | None = None) -> faust.App:
             frames: list[LandmarkFrame] = []
             for payload in payloads:
                 try:
+                    if payload is not None and len(payload) > s.max_frame_bytes:
+                        raise Oversized(f"message of {len(payload)} bytes is over the {s.max_frame_bytes} "
+                                        "accepted for one face-frame (FACESTREAM_MAX_FRAME_BYTES)")
                     frames.append(LandmarkFrame.decode(payload))
                 except PayloadError as exc:
                     counters[f"dead_letter:{exc.reason}"] += 1
-                    log.warning("refused a frame (%s): %s", exc.reason, exc)
+                    metrics.DEAD_LETTERS.labels("worker", exc.reason).inc()
+                    # The reason only: never the payload (landmarks) in the logs.
+                    log.warning("refused a frame: %s", exc.reason)
                     await dead_letters.send(
-                        value=payload, headers={"reason": exc.reason.encode(),
-                                                "error": str(exc).encode()[:1000]})
+                        value=(payload or b"")[: s.max_frame_bytes],
+                        headers={"reason": exc.reason.encode(), "error": str(exc).encode()[:1000],
+                                 "source": b"worker"})
             if not frames:
                 continue
             async with lock:
@@ -123,9 +131,14 @@ def create_app(settings: Settings | None = None) -> faust.App:
                     sessions[k.encode()] = _dump_session(sess)
             counters["frames_in"] += len(frames)
             counters["stale_frames"] += out.stale
+            metrics.FRAMES_IN.labels("worker").inc(len(frames))
+            metrics.STALE_FRAMES.inc(out.stale)
             for r in out.results:
                 await results_topic.send(key=r.session_id.encode(), value=r.encode())
+                metrics.LATENCY.observe(max(0.0, (r.processed_ms - r.capture_ms) / 1000.0))
             counters["results_out"] += len(out.results)
+            metrics.RESULTS_OUT.labels("worker").inc(len(out.results))
+            metrics.ACTIVE_SESSIONS.set(len(sessions))
 
     @app.timer(s.sweep_interval_s)
     async def close_idle_sessions() -> None:
@@ -151,6 +164,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
             log.info("session %s closed after %d frames", summary.face_key, summary.frames)
             await summaries_topic.send(key=summary.session_id.encode(), value=summary.encode())
         counters["sessions_closed"] += len(summaries)
+        metrics.ACTIVE_SESSIONS.set(sum(1 for v in sessions.values() if v))
 
     return app
 
@@ -161,6 +175,7 @@ def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None
 
     s = settings or get_settings()
     ensure_topics(s)
+    metrics.serve(s.worker_metrics_port, s.metrics_host)
     app = create_app(s)
     worker = faust.Worker(app, loglevel=loglevel)
     worker.execute_from_commandline()

@@ -33,3 +33,27 @@ class CorruptBody(PayloadError):
 
 class InvalidRecord(PayloadError):
     reason = "invalid_record"
+
+
+class WrongShape(InvalidRecord):
+    """Wrong number of landmarks, blendshapes or transform values."""
+
+    reason = "wrong_shape"
+
+
+class NonFinite(InvalidRecord):
+    reason = "non_finite"
+
+
+class OutOfRange(InvalidRecord):
+    """Coordinates, sizes or scores outside what a real face-frame can have."""
+
+    reason = "out_of_range"
+
+
+class BadTimestamp(InvalidRecord):
+    reason = "bad_timestamp"
+
+
+class Oversized(PayloadError):
+    reason = "oversized"

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from schemas.codec import FACE_RESULT, LANDMARK_FRAME, SESSION_SUMMARY, RecordKind, decode, encode
-from schemas.errors import InvalidRecord
+from schemas.errors import BadTimestamp, InvalidRecord, NonFinite, OutOfRange, WrongShape
 
 NUM_LANDMARKS = 478
 NUM_BLENDSHAPES = 52
@@ -63,31 +63,31 @@ class LandmarkFrame:
         if self.track_id < 0 or self.seq < 0:
             raise InvalidRecord(f"track_id ({self.track_id}) and seq ({self.seq}) must be >= 0")
         if not (0 < self.width <= MAX_SIDE and 0 < self.height <= MAX_SIDE):
-            raise InvalidRecord(f"image size {self.width}x{self.height} is outside 1..{MAX_SIDE}")
+            raise OutOfRange(f"image size {self.width}x{self.height} is outside 1..{MAX_SIDE}")
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         if not MIN_CAPTURE_MS <= self.capture_ms <= now_ms + MAX_FUTURE_MS:
-            raise InvalidRecord(
+            raise BadTimestamp(
                 f"capture_ms {self.capture_ms} is not a plausible epoch-milliseconds time "
                 f"(now is {now_ms}); send milliseconds since 1970-01-01 UTC"
             )
         lm = self.landmarks
         if lm.shape != (NUM_LANDMARKS, 3):
-            raise InvalidRecord(f"landmarks have shape {lm.shape}, expected ({NUM_LANDMARKS}, 3)")
+            raise WrongShape(f"landmarks have shape {lm.shape}, expected ({NUM_LANDMARKS}, 3)")
         if not np.isfinite(lm).all():
-            raise InvalidRecord("landmarks contain NaN or infinite values")
+            raise NonFinite("landmarks contain NaN or infinite values")
         if np.abs(lm).max() > COORD_LIMIT:
-            raise InvalidRecord(
+            raise OutOfRange(
                 f"landmark coordinate {float(np.abs(lm).max()):.3g} is far outside the normalised "
                 "range [0, 1]: were pixel coordinates sent without dividing by width/height?"
             )
         if self.blendshapes is not None:
             bs = self.blendshapes
             if bs.shape != (NUM_BLENDSHAPES,) or not np.isfinite(bs).all():
-                raise InvalidRecord(f"blendshapes must be {NUM_BLENDSHAPES} finite scores, got shape {bs.shape}")
+                raise WrongShape(f"blendshapes must be {NUM_BLENDSHAPES} finite scores, got shape {bs.shape}")
         if self.transform is not None and (self.transform.shape != (4, 4) or not np.isfinite(self.transform).all()):
-            raise InvalidRecord("transform must be a finite 4x4 matrix")
+            raise WrongShape("transform must be a finite 4x4 matrix")
         if self.detection_score is not None and not (0.0 <= self.detection_score <= 1.0):
-            raise InvalidRecord(f"detection_score {self.detection_score} is outside [0, 1]")
+            raise OutOfRange(f"detection_score {self.detection_score} is outside [0, 1]")
         if self.teacher is not None:
             t = self.teacher
             if t.shape != (len(EMOTIONS),) or not np.isfinite(t).all() or (t < 0).any() or abs(float(t.sum()) - 1) > 1e-3:
@@ -116,15 +116,15 @@ class LandmarkFrame:
     def from_avro(cls, rec: dict[str, Any]) -> "LandmarkFrame":
         raw = rec["landmarks"]
         if len(raw) != LANDMARK_BYTES:
-            raise InvalidRecord(
+            raise WrongShape(
                 f"landmarks field has {len(raw)} bytes, expected {LANDMARK_BYTES} "
                 f"({NUM_LANDMARKS} points x 3 float32)"
             )
         bs, tf, box = rec.get("blendshapes"), rec.get("transform"), rec.get("box")
         if tf is not None and len(tf) != 16:
-            raise InvalidRecord(f"transform has {len(tf)} values, expected 16")
+            raise WrongShape(f"transform has {len(tf)} values, expected 16")
         if bs is not None and len(bs) != NUM_BLENDSHAPES:
-            raise InvalidRecord(f"blendshapes has {len(bs)} values, expected {NUM_BLENDSHAPES}")
+            raise WrongShape(f"blendshapes has {len(bs)} values, expected {NUM_BLENDSHAPES}")
         return cls(
             session_id=rec["session_id"],
             device_id=rec["device_id"],

@@ -101,6 +101,7 @@ def make_settings(bootstrap: str, tmp_path: Path) -> Callable[..., Settings]:
             frames_topic=f"t-{tag}.frames", results_topic=f"t-{tag}.results",
             summaries_topic=f"t-{tag}.sessions", dead_letter_topic=f"t-{tag}.dead",
             app_id=f"facestream-test-{tag}", worker_web_enabled=False, partitions=4,
+            worker_metrics_port=0, sink_metrics_port=0,
         )
         base.update(overrides)
         s = Settings(**base)

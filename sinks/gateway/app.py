@@ -16,6 +16,7 @@ so each result reaches its client exactly once whichever process holds the conne
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -28,11 +29,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from facestream import metrics
 from facestream.settings import Settings
 from schemas import FaceResult
 from schemas.errors import PayloadError
@@ -173,9 +176,19 @@ class Gateway:
         else:
             self.sessions.pop(conn.session_id, None)
 
-    async def _refuse(self, namespace: str, sid: str, reason: str, message: str) -> None:
+    async def _refuse(self, namespace: str, sid: str, reason: str, message: str, event: Any = None) -> None:
         self.stats.event_errors[reason] = self.stats.event_errors.get(reason, 0) + 1
         await self.sio.emit("error", {"error": message, "reason": reason}, to=sid, namespace=namespace)
+        await self.dead_letter(reason, {"error": message, "namespace": namespace.lstrip("/"), "event": event})
+
+    async def dead_letter(self, reason: str, record: dict) -> None:
+        """Keep a refused input, with its reason, on the dead-letter topic (never in the logs)."""
+        metrics.DEAD_LETTERS.labels("gateway", reason).inc()
+        if self.producer is None:
+            return
+        value = json.dumps(record, default=str).encode()[: self.s.max_event_bytes]
+        await self.producer.send_and_wait(self.s.dead_letter_topic, value=value,
+                                          headers=[("reason", reason.encode()), ("source", b"gateway")])
 
     def _allow(self, conn: Connection) -> bool:
         """Token bucket: at most max_fps_per_token events per second, bursts of one second."""
@@ -213,11 +226,13 @@ class Gateway:
                                   capture_ms=capture_ms, width=data.get("width"), height=data.get("height"))
             frame.validate()
         except (mojo.EventError, PayloadError) as exc:
-            await self._refuse(namespace, sid, "bad_event", str(exc))
+            await self._refuse(namespace, sid, exc.reason if isinstance(exc, PayloadError) else "bad_event",
+                               str(exc), data)
             return
         assert self.producer is not None
         await self.producer.send_and_wait(self.s.frames_topic, key=frame.key.encode(), value=frame.encode())
         self.stats.frames_in += 1
+        metrics.FRAMES_IN.labels("gateway").inc()
 
     async def _deliver(self, consumer: AIOKafkaConsumer) -> None:
         try:
@@ -236,6 +251,7 @@ class Gateway:
                     await self.sio.emit("calculation", mojo.calculation(r, conn.outputs), to=sid,
                                         namespace=f"/{conn.namespace}")
                     self.stats.calculations_out += 1
+                    metrics.RESULTS_OUT.labels("gateway").inc()
                 if followed:
                     for ns in {c.namespace for c in self.conns.values() if c.subscription == session}:
                         await self.sio.emit("result", r.to_avro(), room=f"session:{session}", namespace=f"/{ns}")
@@ -290,7 +306,11 @@ def create_app(settings: Settings, database_url: str) -> socketio.ASGIApp:
     async def user(body: TokenRequest, authorization: str | None = Header(None)) -> TokenResponse:
         return await gw.token(body, authorization)
 
-    api.include_router(make_router(settings))
+    api.include_router(make_router(settings, on_refused=gw.dead_letter))
+
+    @api.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+    async def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
     @api.get("/healthz", summary="Liveness")
     async def healthz() -> dict[str, Any]:

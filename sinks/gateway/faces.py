@@ -8,8 +8,10 @@ each face crop. ``make_router(settings)`` returns the router; the gateway mounts
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import threading
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 import cv2
@@ -18,6 +20,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from facestream import metrics
 from facestream.settings import Settings
 from producers.landmarker import Landmarker
 from producers.teacher import Teacher, face_crop
@@ -198,8 +201,14 @@ async def _read_upload(request: Request, limit: int) -> bytes:
     return data
 
 
-def make_router(settings: Settings, analyzer: FaceAnalyzer | None = None) -> APIRouter:
-    """The ``/v1/faces`` router; the analyzer (models) is created on first use unless given."""
+REASONS = {400: "empty_or_unreadable", 413: "too_large_bytes", 415: "not_jpg_or_png", 422: "undecodable_or_too_large"}
+
+
+def make_router(settings: Settings, analyzer: FaceAnalyzer | None = None,
+                on_refused: Callable[[str, dict], Awaitable[None]] | None = None) -> APIRouter:
+    """The ``/v1/faces`` router; the analyzer (models) is created on first use unless given.
+    ``on_refused(reason, details)`` is awaited for every refused upload (dead letters, metrics);
+    the details never include pixels."""
     router = APIRouter()
     holder: dict[str, FaceAnalyzer] = {}
     init = threading.Lock()
@@ -219,8 +228,18 @@ def make_router(settings: Settings, analyzer: FaceAnalyzer | None = None) -> API
                    415: {"description": "not a JPG or PNG"}, 422: {"description": "too large or undecodable"}},
     )
     async def faces(request: Request, landmarks: Literal["five", "all"] = Query("five")) -> FacesResponse:
-        data = await _read_upload(request, settings.max_image_bytes)
-        rgb = decode(data)
+        data = b""
+        try:
+            data = await _read_upload(request, settings.max_image_bytes)
+            rgb = decode(data)
+        except ImageError as exc:
+            reason = REASONS.get(exc.status_code, "refused")
+            metrics.DEAD_LETTERS.labels("images", reason).inc()
+            if on_refused is not None:
+                await on_refused(reason, {"status": exc.status_code, "error": exc.detail, "bytes": len(data),
+                                          "content_type": request.headers.get("content-type", ""),
+                                          "sha256": hashlib.sha256(data).hexdigest()})
+            raise
         found = await run_in_threadpool(lambda: get().analyze(rgb, mesh=landmarks == "all"))
         return FacesResponse(faces=found)
 

@@ -22,6 +22,7 @@ import psycopg
 from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError
 
+from facestream import metrics
 from facestream.settings import Settings
 from schemas import FaceResult, SessionSummary
 from schemas.errors import PayloadError
@@ -164,9 +165,13 @@ class StoreSink:
                 self.stats.results_duplicate += st.results_in - st.results_written
                 self.stats.summaries_written += st.summaries_written
                 self.stats.batches += 1
+                metrics.ROWS_WRITTEN.labels("face_results", "written").inc(st.results_written)
+                metrics.ROWS_WRITTEN.labels("face_results", "duplicate").inc(st.results_in - st.results_written)
+                metrics.ROWS_WRITTEN.labels("session_summaries", "written").inc(st.summaries_written)
                 return
             except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
                 self.stats.db_retries += 1
+                metrics.DB_RETRIES.inc()
                 log.warning("PostgreSQL unavailable (%s); retrying the batch of %d results in %.1f s",
                             str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
                             len(results), delay)
