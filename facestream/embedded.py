@@ -116,11 +116,13 @@ def stop_broker(s: Settings, timeout_s: float = 10.0) -> bool:
     pidfile.unlink()
     if not _pid_alive(pid):
         return False
-    # The broker leads its own process group (start_new_session): signal the group.
-    os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and _pid_alive(pid):
-        time.sleep(0.05)
-    if _pid_alive(pid):
-        os.killpg(pid, signal.SIGKILL)
+    # The broker leads its own process group (start_new_session): signal the group. SIGINT is
+    # its Ctrl-C, the stop that saves its data; SIGTERM and SIGKILL only if it hangs.
+    for sig, wait_s in ((signal.SIGINT, timeout_s), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        os.killpg(pid, sig)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and _pid_alive(pid):
+            time.sleep(0.05)
+        if not _pid_alive(pid):
+            break
     return True

@@ -111,6 +111,10 @@ class Publisher:
             retries=2**31 - 1,  # retry until delivery_timeout_ms: block, don't drop
             max_block_ms=120_000,
             max_in_flight_requests_per_connection=1,  # retries keep per-face order
+            # Idempotence would turn a broker restart that forgets producer state into
+            # OutOfOrderSequenceNumber failures (frames given up). Without it a retry may write a
+            # frame twice, which the processor and the sinks absorb (unique by face and seq).
+            enable_idempotence=False,
         )
 
     def send(self, frame: LandmarkFrame) -> None:

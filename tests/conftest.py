@@ -259,3 +259,10 @@ def real_faces():
     from tests.processors.features_data import mediapipe_faces
 
     return mediapipe_faces()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Write docs/RELIABILITY.md from what the fault tests recorded (only if they ran)."""
+    from tests.faults import report
+
+    report.write()

@@ -27,7 +27,7 @@ from facestream.settings import Settings
 from schemas import FaceResult, SessionSummary
 from schemas.errors import PayloadError
 from schemas.records import EMOTIONS
-from sinks.store.db import connect, ensure_partitions, migrate
+from sinks.store.db import StoreError, connect, ensure_partitions, migrate
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ class StoreSink:
                 metrics.ROWS_WRITTEN.labels("face_results", "duplicate").inc(st.results_in - st.results_written)
                 metrics.ROWS_WRITTEN.labels("session_summaries", "written").inc(st.summaries_written)
                 return
-            except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
+            except (psycopg.OperationalError, psycopg.InterfaceError, StoreError, OSError) as exc:
                 self.stats.db_retries += 1
                 metrics.DB_RETRIES.inc()
                 log.warning("PostgreSQL unavailable (%s); retrying the batch of %d results in %.1f s",

@@ -1,0 +1,85 @@
+"""Helpers for the fault tests: a store sink in a thread, paced publishing, row counts."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+
+from facestream.settings import Settings
+from producers.publish import Publisher
+from schemas import LandmarkFrame
+from sinks.store.writer import StoreSink
+
+
+class SinkThread:
+    def __init__(self, s: Settings, url: str) -> None:
+        self.sink = StoreSink(s, url)
+        self.thread = threading.Thread(target=self.sink.run, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.sink.stop.set()
+        self.thread.join(60)
+
+
+@pytest.fixture
+def sink_thread() -> Iterator[Callable[[Settings, str], SinkThread]]:
+    started: list[SinkThread] = []
+
+    def start(s: Settings, url: str) -> SinkThread:
+        t = SinkThread(s, url)
+        started.append(t)
+        return t
+
+    yield start
+    for t in started:
+        t.stop()
+
+
+def relabel(frames: list[LandmarkFrame], session_id: str) -> list[LandmarkFrame]:
+    """The same real landmark stream as a new session, captured now."""
+    now = int(time.time() * 1000)
+    t0 = frames[0].capture_ms
+    return [LandmarkFrame(**{**f.__dict__, "session_id": session_id, "capture_ms": now + f.capture_ms - t0})
+            for f in frames]
+
+
+def publish(s: Settings, frames: list[LandmarkFrame], fps: float, sent: list[int] | None = None) -> None:
+    """Publish at ``fps`` with the edge producer's settings (acks=all, retries); raises if any
+    frame was not acknowledged."""
+    pub = Publisher(s)
+    try:
+        for i, f in enumerate(frames):
+            pub.send(f)
+            if sent is not None:
+                sent.append(i)
+            time.sleep(1.0 / fps)
+        pub.flush()
+    finally:
+        pub.close()
+
+
+def rows(url: str) -> Counter:
+    """(face_key, seq) -> number of rows in face_results."""
+    with psycopg.connect(url) as conn:
+        return Counter((k, q) for k, q in conn.execute("SELECT face_key, seq FROM face_results"))
+
+
+def session_frames(url: str, face_key: str) -> list[int]:
+    with psycopg.connect(url) as conn:
+        return [n for (n,) in conn.execute("SELECT session_frame FROM face_results WHERE face_key = %s "
+                                           "ORDER BY seq", (face_key,))]
+
+
+def wait_for(cond: Callable[[], bool], timeout_s: float, every_s: float = 0.25) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(every_s)
+    return cond()
