@@ -33,7 +33,9 @@ NUM_FEATURES = 3 * len(SHAPE_POINTS) + 52 + 52
 def _normalised(points: np.ndarray) -> np.ndarray:
     """[..., K, 3] -> centred and scaled to unit RMS radius."""
     c = points - points.mean(axis=-2, keepdims=True)
-    return c / np.sqrt((c**2).sum(axis=-1).mean(axis=-1))[..., None, None]
+    # A degenerate cloud (all points equal) has no scale: leave it at zero rather than NaN.
+    radius = np.maximum(np.sqrt((c**2).sum(axis=-1).mean(axis=-1)), 1e-9)
+    return c / radius[..., None, None]
 
 
 _CANONICAL_SHAPE = _normalised(CANONICAL[SHAPE_POINTS])
