@@ -259,9 +259,15 @@ def gateway(host: str | None, port: int | None) -> None:
 
     from sinks.gateway.app import create_app
 
+    from sinks.gateway.auth import check_secret
+
     s = _settings()
     if host or port:
         s = s.model_copy(update={k: v for k, v in (("gateway_host", host), ("gateway_port", port)) if v})
+    try:
+        check_secret(s)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
     _ensure_broker(s)
     try:
         app = create_app(s, _database(s))
@@ -291,6 +297,30 @@ def sink() -> None:
         return
     err.print(f"{st.results_written} results written, {st.results_duplicate} duplicates ignored, "
               f"{st.summaries_written} summaries")
+
+
+@main.group()
+def db() -> None:
+    """Database administration (run with the owner's DATABASE_URL)."""
+
+
+@db.command("migrate")
+def db_migrate() -> None:
+    """Apply the store's pending migrations."""
+    _database(_settings())
+    console.print("database is up to date")
+
+
+@db.command("grant")
+@click.argument("role")
+def db_grant(role: str) -> None:
+    """Let ROLE (an existing login role) run the services: read and write data, create the day's
+    partition through a vetted function, and never change the schema."""
+    from sinks.store.db import connect, grant_runtime_role
+
+    with connect(_database(_settings())) as conn:
+        grant_runtime_role(conn, role)
+    console.print(f"granted {role} the runtime rights; point the services' DATABASE_URL at it")
 
 
 @main.group()

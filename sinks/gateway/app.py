@@ -89,7 +89,7 @@ class Gateway:
         self.s = settings
         self.url = database_url
         origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
-        self.sio = socketio.AsyncServer(async_mode="asgi", namespaces="*", cors_allowed_origins=origins,
+        self.sio = socketio.AsyncServer(async_mode="asgi", namespaces="*", cors_allowed_origins=origins or None,
                                         max_http_buffer_size=settings.max_event_bytes, logger=False,
                                         engineio_logger=False)
         self.conns: dict[str, Connection] = {}  # socket sid -> connection

@@ -8,7 +8,7 @@ broker) until ``facestream down``.
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from importlib import resources
 from pathlib import Path
 
@@ -105,26 +105,54 @@ def migrations() -> list[tuple[int, str, str]]:
     return sorted(out)
 
 
-def migrate(conn: psycopg.Connection) -> list[str]:
-    """Apply the migrations this database lacks, each in its own transaction; returns their names."""
-    applied: list[str] = []
+def pending(conn: psycopg.Connection) -> list[str]:
+    """Names of the shipped migrations this database has not applied (no DDL needed to ask)."""
     with conn.transaction():
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
-                     "name text NOT NULL, applied timestamptz NOT NULL DEFAULT now())")
-    for version, name, sql in migrations():
+        if conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0] is None:
+            return [name for _, name, _ in migrations()]
+        done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+    return [name for version, name, _ in migrations() if version not in done]
+
+
+def migrate(conn: psycopg.Connection) -> list[str]:
+    """Apply the migrations this database lacks, each in its own transaction; returns their names.
+
+    Nothing to do is checked first, so a service running as a role without DDL rights starts
+    fine once the owner has migrated (``facestream db migrate`` with the owner's URL)."""
+    if not pending(conn):
+        return []
+    applied: list[str] = []
+    try:
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            done = conn.execute("SELECT 1 FROM schema_migrations WHERE version = %s", (version,)).fetchone()
-            if done:
-                continue
-            conn.execute(sql)
-            conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
-            applied.append(name)
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
+                         "name text NOT NULL, applied timestamptz NOT NULL DEFAULT now())")
+        for version, name, sql in migrations():
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                done = conn.execute("SELECT 1 FROM schema_migrations WHERE version = %s", (version,)).fetchone()
+                if done:
+                    continue
+                conn.execute(sql)
+                conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
+                applied.append(name)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise StoreError(f"this database role may not change the schema ({str(exc).strip()}); apply the "
+                         "migrations as the owner: DATABASE_URL=<owner url> facestream db migrate") from exc
     return applied
 
 
-def partition_name(day: date) -> str:
-    return f"face_results_{day:%Y%m%d}"
+def grant_runtime_role(conn: psycopg.Connection, role: str) -> None:
+    """Let ``role`` read and write the data, create partitions through the SECURITY DEFINER
+    function, and nothing else: no CREATE on the schema, no ALTER or DROP (it owns nothing)."""
+    from psycopg import sql
+
+    r = sql.Identifier(role)
+    with conn.transaction():
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(r))
+        conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))
+        conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA public FROM {}").format(r))
+        conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {}").format(r))
+        conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION facestream_ensure_partition(date) TO {}").format(r))
 
 
 def ensure_partitions(conn: psycopg.Connection, days: set[date], known: set[date]) -> None:
@@ -135,9 +163,5 @@ def ensure_partitions(conn: psycopg.Connection, days: set[date], known: set[date
     if missing:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
     for day in missing:
-        start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-        conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {partition_name(day)} PARTITION OF face_results "
-            f"FOR VALUES FROM ('{start.isoformat()}') TO ('{(start + timedelta(days=1)).isoformat()}')"
-        )
+        conn.execute("SELECT facestream_ensure_partition(%s)", (day,))
         known.add(day)

@@ -189,3 +189,36 @@ def test_two_gateways_deliver_each_result_once_and_live_subscriptions(make_setti
     assert _wait(lambda: follower.errors, 10) and follower.errors[0]["reason"] == "subscriber"
     for c in (c1, c2, follower):
         c.close()
+
+
+def test_access_controls(make_settings, database_url, start_gateway):
+    from click.testing import CliRunner
+
+    from facestream.cli import main
+
+    # Outside development the default (or a short) secret is refused at start.
+    for secret in (None, "short"):
+        env = {"FACESTREAM_ENVIRONMENT": "production", "DATABASE_URL": database_url}
+        if secret:
+            env["FACESTREAM_JWT_SECRET"] = secret
+        r = CliRunner().invoke(main, ["gateway"], env=env)
+        assert r.exit_code != 0 and "FACESTREAM_JWT_SECRET" in r.output
+    auth.check_secret(make_settings(environment="production", jwt_secret="x" * 40))  # a real one passes
+
+    s = make_settings()
+    key, ns = _key(database_url, "access")
+    gw = start_gateway(s, database_url)
+    token = _token(gw.url, key)["auth_token"]
+    # CORS is closed unless configured: no allow-origin for a foreign page, and Socket.IO refuses it.
+    pre = httpx.options(f"{gw.url}/v1/faces", headers={"Origin": "https://evil.example",
+                                                       "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in pre.headers
+    handshake = httpx.get(f"{gw.url}/socket.io/?EIO=4&transport=polling", headers={"Origin": "https://evil.example"})
+    assert handshake.status_code == 400
+    # Neither the key's secret nor a token ever reaches the logs.
+    c = MojoClient(gw.url, ns, token)
+    c.sio.emit("facemesh", {"facemesh": [[1, 2, 3]], "output": OUTPUT}, namespace=c.namespace)
+    assert _wait(lambda: c.errors, 10)
+    c.close()
+    log = gw.output()
+    assert key.split("_", 2)[2] not in log and token not in log

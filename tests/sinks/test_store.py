@@ -151,3 +151,35 @@ def test_keys_cli_creates_lists_and_revokes(database_url):
     assert runner.invoke(main, ["keys", "revoke", key_id], env=env).exit_code == 0
     again = runner.invoke(main, ["keys", "revoke", key_id], env=env)
     assert again.exit_code != 0 and "no active key" in again.output
+
+
+def test_the_service_role_cannot_change_the_schema(database_url, real_results):
+    """Migrations by the owner; the services run as a role that can write data (and create the
+    day's partition through the vetted function) but cannot alter, create or drop anything."""
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from sinks.store.db import grant_runtime_role
+
+    role = f"facestream_app_{uuid.uuid4().hex[:8]}"
+    with connect(database_url, autocommit=True) as owner:
+        migrate(owner)
+        owner.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    try:
+        with connect(database_url) as owner:
+            grant_runtime_role(owner, role)
+        app_url = make_conninfo(**{**conninfo_to_dict(database_url), "user": role})
+        results, summaries = real_results
+        with connect(app_url) as conn:
+            assert migrate(conn) == []  # nothing pending: starts without DDL rights
+            written = StoreWriter(conn).write(results[:10], summaries)
+            assert written.results_written == 10
+            for ddl in ("ALTER TABLE face_results ADD COLUMN sneaky int", "CREATE TABLE sneaky (x int)",
+                        "DROP TABLE api_keys", "CREATE INDEX sneaky ON face_results (seq)"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    with conn.transaction():
+                        conn.execute(ddl)
+    finally:
+        with connect(database_url, autocommit=True) as owner:
+            owner.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            owner.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
