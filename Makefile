@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # opencv-python-headless; it is installed without dependencies (pyproject lists what it needs).
 MEDIAPIPE := mediapipe==1.2.2
 
-.PHONY: install demo test bench up down clean
+.PHONY: install demo test bench browser up down clean
 
 install: $(VENV)/.installed
 
@@ -21,8 +21,17 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: install
 	$(BIN)/facestream demo
 
-test: install
+# Debian's chromium for the dashboard test (Playwright drives it; no browser download).
+browser:
+	@test -x /usr/bin/chromium || (DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+		|| (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null))
+
+test: install browser
 	$(BIN)/python -m pytest
+
+# Performance figures (not part of the tests): bench/results/README.md and *.json.
+bench: install
+	$(BIN)/facestream bench
 
 up: install
 	$(BIN)/facestream up

@@ -22,7 +22,8 @@ err = Console(stderr=True)
 
 
 def _settings() -> Settings:
-    return get_settings()
+    # Read the environment afresh on every command (an embedding process may change it).
+    return Settings()
 
 
 def _ensure_broker(s: Settings) -> None:
@@ -459,6 +460,16 @@ def query_distribution(ctx: click.Context, metric: str, device: str | None, sinc
 
     with connect(_database(_settings())) as conn:
         _print_rows(ctx, queries.distribution(conn, metric, device=device, since=_when(since), until=_when(until)))
+
+
+@main.command()
+@click.argument("sections", nargs=-1, type=click.Choice(["edge", "processor", "latency", "store", "memory", "scaling"]))
+def bench(sections: tuple[str, ...]) -> None:
+    """Measure the performance figures (all sections by default); writes bench/results/."""
+    from facestream.bench import run
+
+    md = run(sections or ("edge", "processor", "latency", "store", "memory", "scaling"), log=err.print)
+    console.print(f"wrote {md}")
 
 
 @main.command()

@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     cors_origins: str = Field("", description="comma-separated origins allowed by CORS; empty: none")
     max_image_bytes: int = Field(10 * 1024 * 1024, gt=0, description="largest accepted image upload")
     max_event_bytes: int = Field(64 * 1024, gt=0, description="largest accepted Socket.IO event")
+    dashboard_enabled: bool = Field(True, description="serve /dashboard (every live face: keep the gateway "
+                                    "on a private network or behind an authenticating proxy)")
     max_fps_per_token: float = Field(60.0, gt=0, description="facemesh events per second per connection")
 
     @field_validator("kafka_bootstrap_servers")

@@ -39,7 +39,8 @@ from facestream import metrics
 from facestream.settings import Settings
 from schemas import FaceResult
 from schemas.errors import PayloadError
-from sinks.gateway import auth, mojo
+from sinks.gateway import auth, dashboard, mojo
+from sinks.gateway.dashboard import LiveBuffer
 from sinks.gateway.faces import make_router
 from sinks.store.db import connect, migrate
 
@@ -96,6 +97,7 @@ class Gateway:
         self.sessions: dict[str, str] = {}  # Mojo session id -> socket sid
         self.followers: dict[str, int] = {}  # edge session id -> local subscribers
         self.stats = GatewayStats()
+        self.live = LiveBuffer()
         self.producer: AIOKafkaProducer | None = None
         self._deliver_task: asyncio.Task | None = None
         self.sio.on("connect", self.on_connect, namespace="*")
@@ -240,13 +242,15 @@ class Gateway:
                 session = (msg.key or b"").decode(errors="replace")
                 sid = self.sessions.get(session)
                 followed = session in self.followers
-                if sid is None and not followed:
+                if sid is None and not followed and not self.s.dashboard_enabled:
                     continue  # another process's client, or nobody's
                 try:
                     r = FaceResult.decode(msg.value)
                 except PayloadError as exc:
                     log.error("undecodable result at %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, exc)
                     continue
+                if self.s.dashboard_enabled:
+                    self.live.add(r)
                 if sid is not None and (conn := self.conns.get(sid)) is not None:
                     await self.sio.emit("calculation", mojo.calculation(r, conn.outputs), to=sid,
                                         namespace=f"/{conn.namespace}")
@@ -307,6 +311,8 @@ def create_app(settings: Settings, database_url: str) -> socketio.ASGIApp:
         return await gw.token(body, authorization)
 
     api.include_router(make_router(settings, on_refused=gw.dead_letter))
+    if settings.dashboard_enabled:
+        api.include_router(dashboard.make_router(database_url, gw.live))
 
     @api.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     async def prometheus() -> PlainTextResponse:

@@ -1,0 +1,500 @@
+"""`facestream bench`: the performance figures, measured side by side in one run.
+
+Writes ``bench/results/<name>.json`` per section and ``bench/results/README.md`` (a table of
+every figure with its target). Each figure names the machine, the broker and the commit. Not part
+of the tests: shared machines are noisy, so ratios measured in the same run matter more than
+absolute numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import io
+import json
+import os
+import platform
+import pstats
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facestream import assets
+from facestream.embedded import start_broker, stop_broker
+from facestream.settings import Settings, settings_env
+from facestream.topics import ensure_topics
+from schemas import LandmarkFrame
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "results"
+
+
+def _machine() -> dict:
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor()
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
+                            cwd=ROOT).stdout.strip() or "unknown"
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "commit": commit,
+            "broker": "noida-db 0.2.3 (embedded)", "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+@dataclass
+class Figure:
+    section: str
+    name: str
+    value: float
+    unit: str
+    target: str = ""
+    met: bool | None = None
+    note: str = ""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- 1. edge --------------------------------------------------------------------------------------
+def _canvas_640x480(rgb: np.ndarray, faces: int) -> np.ndarray:
+    """One face: the 640x360 video frame letterboxed to 640x480. Three faces: three half-size
+    copies of the frame in a 2x2 grid."""
+    out = np.zeros((480, 640, 3), np.uint8)
+    if faces == 1:
+        out[60:420] = rgb
+        return out
+    small = cv2.resize(rgb, (320, 180))
+    for i, (y, x) in enumerate(((30, 0), (30, 320), (270, 160))[:faces]):
+        out[y:y + 180, x:x + 320] = small
+    return out
+
+
+def bench_edge(frames: int = 150) -> list[Figure]:
+    from producers.landmarker import Landmarker
+    from producers.sources import VideoSource
+
+    src = [f.rgb for f, _ in zip(VideoSource(assets.media("WolfgangLanger_Pexels.mp4")), range(frames))]
+    out = []
+    for n in (1, 3):
+        canvases = [_canvas_640x480(rgb, n) for rgb in src]
+        found = []
+        with Landmarker(max_faces=4) as lm:
+            lm.detect(canvases[0], 0)
+            t = time.perf_counter()
+            for i, c in enumerate(canvases[1:], 1):
+                found.append(len(lm.detect(c, int(i * 33.3))))
+            dt = (time.perf_counter() - t) / (len(canvases) - 1)
+        out.append(Figure("edge", f"landmarks, 640x480, {n} face(s)", 1000 * dt, "ms/frame",
+                          note=f"{1 / dt:.0f} fps; faces found per frame: {np.mean(found):.2f}"))
+    return out
+
+
+# -- 2. processor throughput ------------------------------------------------------------------------
+def _real_frames() -> list[LandmarkFrame]:
+    from producers.landmarker import Landmarker
+    from producers.publish import ProduceStats, extract
+    from producers.sources import VideoSource
+
+    out: list[LandmarkFrame] = []
+    with Landmarker(max_faces=2) as lm:
+        for fs in extract(VideoSource(assets.media("WolfgangLanger_Pexels.mp4")), lm, "bench", "bench",
+                          int(time.time() * 1000), ProduceStats()):
+            out.extend(fs)
+    return out
+
+
+def _prefill(s: Settings, frames: list[LandmarkFrame], copies: int, device_blendshapes: bool) -> int:
+    from kafka import KafkaProducer
+
+    p = KafkaProducer(bootstrap_servers=s.bootstrap, linger_ms=20, batch_size=1 << 20, acks=1)
+    now = int(time.time() * 1000)
+    n = 0
+    for c in range(copies):
+        for f in frames:
+            g = LandmarkFrame(**{**f.__dict__, "session_id": f"bench-{c}", "capture_ms": now + f.seq * 33,
+                                 "blendshapes": f.blendshapes if device_blendshapes else None})
+            p.send(s.frames_topic, key=g.key.encode(), value=g.encode())
+            n += 1
+    p.flush()
+    p.close()
+    return n
+
+
+def _raw_consume_rate(s: Settings, n: int) -> float:
+    """A plain aiokafka consumer that only decodes: frames/s over the same topic."""
+    from aiokafka import AIOKafkaConsumer
+
+    async def run() -> float:
+        c = AIOKafkaConsumer(s.frames_topic, bootstrap_servers=s.bootstrap, group_id=None,
+                             auto_offset_reset="earliest")
+        await c.start()
+        got, t0 = 0, None
+        try:
+            while got < n:
+                batch = await c.getmany(timeout_ms=1000, max_records=5000)
+                if t0 is None and batch:
+                    t0 = time.perf_counter()
+                for records in batch.values():
+                    for m in records:
+                        LandmarkFrame.decode(m.value)
+                    got += len(records)
+        finally:
+            await c.stop()
+        return got / (time.perf_counter() - (t0 or time.perf_counter()))
+
+    return asyncio.run(run())
+
+
+def _worker_rate(s: Settings, n: int, workers: int = 1) -> tuple[float, float]:
+    """(frames/s from first to last result, start-up seconds) for ``workers`` worker processes."""
+    from kafka import KafkaConsumer
+
+    env = {**os.environ, **settings_env(s)}
+    procs = []
+    t0 = time.monotonic()
+    for i in range(workers):
+        e = {**env, "FACESTREAM_WORKER_INSTANCE_ID": f"bench-{i}"}
+        procs.append(subprocess.Popen([sys.executable, "-m", "facestream.cli", "worker", "--loglevel", "warning"],
+                                      env=e, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT))
+    c = KafkaConsumer(s.results_topic, bootstrap_servers=s.bootstrap, auto_offset_reset="earliest", group_id=None)
+    got, first = 0, None
+    try:
+        while got < n and time.monotonic() - t0 < 900:
+            for recs in c.poll(timeout_ms=500).values():
+                first = first or time.monotonic()
+                got += len(recs)
+    finally:
+        c.close()
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(30)
+    end = time.monotonic()
+    return got / (end - (first or end)), (first or end) - t0
+
+
+def _topic_settings(base: Settings, tag: str, partitions: int = 4) -> Settings:
+    return base.model_copy(update=dict(
+        frames_topic=f"bench-{tag}.frames", results_topic=f"bench-{tag}.results",
+        summaries_topic=f"bench-{tag}.sessions", dead_letter_topic=f"bench-{tag}.dead", app_id=f"bench-{tag}",
+        worker_web_enabled=False, worker_metrics_port=0, partitions=partitions, session_gap_s=60.0,
+        data_dir=base.data_dir / f"worker-{tag}"))
+
+
+def bench_processor(base: Settings, frames: list[LandmarkFrame], copies: int = 8) -> list[Figure]:
+    out = []
+    for device in (True, False):
+        s = _topic_settings(base, uuid.uuid4().hex[:6])
+        ensure_topics(s)
+        n = _prefill(s, frames, copies, device)
+        raw = _raw_consume_rate(s, n)
+        rate, startup = _worker_rate(s, n)
+        kind = "with device blendshapes" if device else "landmarks only (server-side blendshapes)"
+        out.append(Figure("processor", f"one worker, {kind}", rate, "frames/s", ">= 5000",
+                          rate >= 5000, f"{n} frames, start-up {startup:.1f} s"))
+        out.append(Figure("processor", f"raw aiokafka consume + decode, {kind}", raw, "frames/s"))
+        out.append(Figure("processor", f"worker / raw ratio, {kind}", rate / raw, "", ">= 0.5", rate / raw >= 0.5))
+    return out
+
+
+def bench_scaling(base: Settings, frames: list[LandmarkFrame]) -> list[Figure]:
+    out = []
+    for workers in (1, 2, 4):
+        s = _topic_settings(base, uuid.uuid4().hex[:6], partitions=4)
+        ensure_topics(s)
+        n = _prefill(s, frames, 8, True)
+        rate, _ = _worker_rate(s, n, workers)
+        out.append(Figure("scaling", f"{workers} worker process(es), 4 partitions", rate, "frames/s",
+                          note="device blendshapes; 2 cores"))
+    return out
+
+
+def profile_pipeline(frames: list[LandmarkFrame]) -> str:
+    """Where a landmark-only batch of 256 frames spends its time (cProfile, top 12)."""
+    from processors.pipeline import FrameProcessor
+
+    fp = FrameProcessor()
+    batch = [LandmarkFrame(**{**f.__dict__, "blendshapes": None}) for f in frames[:256]]
+    fp.process(batch, {})
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(5):
+        fp.process(batch, {})
+    prof.disable()
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(12)
+    return buf.getvalue()
+
+
+# -- 3. end to end latency ---------------------------------------------------------------------------
+def bench_latency(base: Settings, frames: list[LandmarkFrame], db_url: str, faces: tuple[int, ...] = (10, 50, 100),
+                  seconds: float = 10.0) -> list[Figure]:
+    import httpx
+    import socketio as sio_mod
+
+    from sinks.gateway import auth
+    from sinks.store.db import connect, migrate
+
+    out = []
+    s = _topic_settings(base, uuid.uuid4().hex[:6])
+    ensure_topics(s)
+    with connect(db_url) as conn:
+        migrate(conn)
+        key, rec = auth.create_key(conn, "bench")
+    port = _free_port()
+    env = {**os.environ, **settings_env(s), "DATABASE_URL": db_url, "FACESTREAM_GATEWAY_PORT": str(port)}
+    worker = subprocess.Popen([sys.executable, "-m", "facestream.cli", "worker", "--loglevel", "warning"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    gateway = subprocess.Popen([sys.executable, "-m", "facestream.cli", "gateway"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        token = httpx.put(f"{url}/mojo_perception_api/user", headers={"Authorization": key},
+                          json={"expiration": 3600}).json()["auth_token"]
+        meshes = [[[float(x * f.width), float(y * f.height), float(z * f.width)] for x, y, z in f.landmarks]
+                  for f in frames[:300]]
+        time.sleep(5)  # let the worker join its group
+
+        async def client(i: int, lat: list[float]) -> None:
+            c = sio_mod.AsyncClient(reconnection=False)
+            sent: list[float] = []
+            got = 0
+
+            def on_calc(_: dict) -> None:
+                nonlocal got
+                if got < len(sent):
+                    lat.append(time.perf_counter() - sent[got])
+                got += 1
+
+            c.on("calculation", on_calc, namespace=f"/{rec.namespace}")
+            await c.connect(url, namespaces=[f"/{rec.namespace}"], auth={"token": token}, transports=["websocket"])
+            await asyncio.sleep(i * 0.033 / max(1, len(meshes)))
+            t0 = time.perf_counter()
+            k = 0
+            while time.perf_counter() - t0 < seconds:
+                sent.append(time.perf_counter())
+                await c.emit("facemesh", {"facemesh": meshes[k % len(meshes)], "output": ["attention", "engagement"],
+                                          "timestamp": datetime.now(timezone.utc).isoformat()},
+                             namespace=f"/{rec.namespace}")
+                k += 1
+                await asyncio.sleep(max(0.0, t0 + k / 30.0 - time.perf_counter()))
+            await asyncio.sleep(5)
+            await c.disconnect()
+
+        for n in faces:
+            lat: list[float] = []
+
+            async def run(n: int = n, lat: list[float] = lat) -> None:
+                await asyncio.gather(*(client(i, lat) for i in range(n)))
+
+            asyncio.run(run())
+            expected = int(n * seconds * 30)
+            p50, p95, p99 = (1000 * np.percentile(lat, q) for q in (50, 95, 99)) if lat else (float("nan"),) * 3
+            note = f"{len(lat)} of ~{expected} calculations received in time; p50 {p50:.0f} ms, p95 {p95:.0f} ms"
+            out.append(Figure("latency", f"capture -> calculation p99, {n} faces x 30 Hz", p99, "ms",
+                              "<= 100 (50 faces)" if n == 50 else "", (p99 <= 100) if n == 50 else None, note))
+    finally:
+        for p in (gateway, worker):
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    return out
+
+
+# -- 4. store ------------------------------------------------------------------------------------
+def bench_store(db_url: str, frames: list[LandmarkFrame], rows_target: int = 1_000_000) -> list[Figure]:
+    import psycopg
+
+    from processors.pipeline import FrameProcessor
+    from sinks.store import queries
+    from sinks.store.db import connect, migrate
+    from sinks.store.writer import StoreWriter
+
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    results = FrameProcessor().process(frames, {}).results
+    out = []
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(db_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        return _store(make_conninfo(**{**conninfo_to_dict(db_url), "dbname": name}), results, rows_target, out)
+    finally:
+        with psycopg.connect(db_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _store(url: str, results: list, rows_target: int, out: list[Figure]) -> list[Figure]:
+    from sinks.store import queries
+    from sinks.store.db import connect, migrate
+    from sinks.store.writer import StoreWriter
+
+    with connect(url) as conn:
+        migrate(conn)
+        w = StoreWriter(conn)
+        batches = []
+        for c in range(40):  # 40 sessions x ~470 results = ~19k rows, 2000 per COPY batch
+            sid = f"store-{c}-{uuid.uuid4().hex[:4]}"
+            rs = [type(r)(**{**r.__dict__, "session_id": sid, "face_key": f"{sid}/0"}) for r in results]
+            batches += [rs[i:i + 2000] for i in range(0, len(rs), 2000)]
+        n = sum(len(b) for b in batches)
+        t = time.perf_counter()
+        for b in batches:
+            w.write(b, [])
+        dt = time.perf_counter() - t
+        out.append(Figure("store", "sink COPY write rate", n / dt, "rows/s", ">= 20000", n / dt >= 20000,
+                          f"{n} rows in batches of 2000"))
+        # Grow to rows_target by duplicating sessions inside PostgreSQL, then time the queries.
+        have = conn.execute("SELECT count(*) FROM face_results").fetchone()[0]
+        k = 0
+        while have < rows_target:
+            with conn.transaction():
+                conn.execute("""INSERT INTO face_results SELECT face_key || %(s)s, seq, capture_time, session_id || %(s)s,
+                                 device_id, track_id, processed_time, session_started, session_frame, amusement, surprise,
+                                 confusion, attention, engagement, engagement_phase, interaction_status, emotion, p_neutral,
+                                 p_happy, p_sad, p_surprise, p_angry, p_fear, p_disgust, yaw, pitch, roll, gaze_x, gaze_y,
+                                 eye_openness, blink, blinks, blendshapes, teacher FROM face_results
+                                 WHERE session_id NOT LIKE '%%#%%' LIMIT %(lim)s""",
+                             {"s": f"#{k}", "lim": rows_target - have})
+            have = conn.execute("SELECT count(*) FROM face_results").fetchone()[0]
+            k += 1
+        conn.execute("ANALYZE face_results")
+        sid = f"{batches[0][0].session_id}"
+        timed: dict[str, Callable[[], object]] = {
+            "per-session summary": lambda: queries.session_summary(conn, sid),
+            "per-minute timeline": lambda: queries.timeline(conn, sid),
+            "engagement distribution (all rows)": lambda: queries.distribution(conn, "engagement"),
+            "sessions by device, last day": lambda: queries.sessions(conn, device="bench"),
+        }
+        for name, fn in timed.items():
+            fn()
+            ts = []
+            for _ in range(5):
+                t = time.perf_counter()
+                fn()
+                ts.append(time.perf_counter() - t)
+            target = "<= 50" if name in ("per-session summary", "per-minute timeline") else ""
+            ms = 1000 * float(np.median(ts))
+            out.append(Figure("store", f"query: {name} on {have:,} rows", ms, "ms", target,
+                              (ms <= 50) if target else None))
+    return out
+
+
+# -- 5. memory ------------------------------------------------------------------------------------
+def bench_memory(base: Settings, frames: list[LandmarkFrame]) -> list[Figure]:
+    from kafka import KafkaProducer
+
+    from processors.pipeline import FrameProcessor
+
+    fp = FrameProcessor()
+    out_ = fp.process(frames[:60], {})
+    state = next(iter(out_.sessions.values()))
+    size = len(json.dumps(state.to_dict(), separators=(",", ":")).encode())
+    out = [Figure("memory", "state per face session (changelog value)", size / 1024, "KB", "<= 50", size / 1024 <= 50)]
+    s = _topic_settings(base, uuid.uuid4().hex[:6])
+    ensure_topics(s)
+    env = {**os.environ, **settings_env(s)}
+    w = subprocess.Popen([sys.executable, "-m", "facestream.cli", "worker", "--loglevel", "warning"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        time.sleep(8)
+        p = KafkaProducer(bootstrap_servers=s.bootstrap, linger_ms=20)
+        sent = 0
+        for target in (100, 1000):
+            now = int(time.time() * 1000)
+            for i in range(sent, target):
+                f = frames[i % len(frames)]
+                g = LandmarkFrame(**{**f.__dict__, "session_id": f"mem-{i}", "capture_ms": now})
+                p.send(s.frames_topic, key=g.key.encode(), value=g.encode())
+            p.flush()
+            sent = target
+            time.sleep(6)
+            rss = int(Path(f"/proc/{w.pid}/status").read_text().split("VmRSS:")[1].split()[0])
+            out.append(Figure("memory", f"worker RSS with {target} active sessions", rss / 1024, "MB"))
+        p.close()
+    finally:
+        w.send_signal(signal.SIGTERM)
+        w.wait(30)
+    return out
+
+
+def write(figures: list[Figure], machine: dict, profile: str) -> Path:
+    OUT.mkdir(parents=True, exist_ok=True)
+    by_section: dict[str, list[dict]] = {}
+    for f in figures:
+        by_section.setdefault(f.section, []).append(f.__dict__)
+    for section, rows in by_section.items():
+        (OUT / f"{section}.json").write_text(json.dumps({"machine": machine, "figures": rows}, indent=2) + "\n")
+    lines = [f"# Benchmark ({machine['date']})", "",
+             f"{machine['cpu']}, {machine['cores']} cores, Python {machine['python']}, broker {machine['broker']}, "
+             f"commit `{machine['commit']}`.", "",
+             "| section | figure | value | target | met | note |", "|---|---|---|---|---|---|"]
+    for f in figures:
+        met = "" if f.met is None else ("yes" if f.met else "**no**")
+        lines.append(f"| {f.section} | {f.name} | {f.value:,.2f} {f.unit} | {f.target} | {met} | {f.note} |")
+    lines += ["", "## Profile: a landmark-only batch of 256 frames through FrameProcessor.process (x5)", "",
+              "```", profile.strip(), "```", ""]
+    md = OUT / "README.md"
+    md.write_text("\n".join(lines))
+    return md
+
+
+def run(sections: tuple[str, ...], log: Callable[[str], None] = print) -> Path:
+    from sinks.store.db import database_url
+
+    machine = _machine()
+    base = Settings(embedded_kafka_port=_free_port(), data_dir=ROOT / ".facestream" / "bench",
+                    kafka_bootstrap_servers=None)
+    st = start_broker(base)
+    base = base.model_copy(update={"kafka_bootstrap_servers": st.address})
+    figures: list[Figure] = []
+    try:
+        log("extracting the real landmark stream (WolfgangLanger_Pexels.mp4)")
+        frames = _real_frames()
+        profile = profile_pipeline(frames)
+        db = database_url(base.model_copy(update={"data_dir": ROOT / ".facestream" / "bench"}))
+        steps: dict[str, Callable[[], list[Figure]]] = {
+            "edge": bench_edge,
+            "processor": lambda: bench_processor(base, frames),
+            "latency": lambda: bench_latency(base, frames, db),
+            "store": lambda: bench_store(db, frames),
+            "memory": lambda: bench_memory(base, frames),
+            "scaling": lambda: bench_scaling(base, frames),
+        }
+        for name in sections:
+            log(f"{name} ...")
+            got = steps[name]()
+            for f in got:
+                log(f"  {f.name}: {f.value:,.2f} {f.unit} {f.note}")
+            figures += got
+            write(figures, machine, profile)
+    finally:
+        stop_broker(base)
+    return write(figures, machine, profile)
+
+
+if __name__ == "__main__":
+    run(tuple(sys.argv[1:]) or ("edge", "processor", "latency", "store", "memory", "scaling"))

@@ -1,0 +1,149 @@
+"""The live dashboard, served by the gateway.
+
+``/dashboard``: every face seen in the last two minutes, each with live timelines of the 7
+emotions and the Mojo cues, its engagement phase and interaction status, refreshed every second
+from ``/api/live``. ``/dashboard/session/<id>``: one session's history, per second, from
+PostgreSQL (``/api/sessions/<id>/series``). Charts are Plotly's, served from the installed
+``plotly`` package: nothing is loaded from the network.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from importlib import resources
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import FileResponse, HTMLResponse
+from psycopg.rows import dict_row
+from starlette.concurrency import run_in_threadpool
+
+from schemas import FaceResult
+from schemas.records import EMOTIONS
+from sinks.store.db import connect
+
+CUES = ("amusement", "surprise", "confusion", "attention", "engagement")
+KEEP_S = 120.0
+POINTS = 1800  # per face: a minute at 30 Hz
+
+
+class LiveBuffer:
+    """Recent results per face, as compact points for the charts."""
+
+    def __init__(self) -> None:
+        self.faces: dict[str, dict[str, Any]] = {}
+
+    def add(self, r: FaceResult) -> None:
+        face = self.faces.get(r.face_key)
+        if face is None:
+            face = self.faces[r.face_key] = {"face_key": r.face_key, "session_id": r.session_id,
+                                              "device_id": r.device_id, "points": deque(maxlen=POINTS)}
+        face["seen"] = time.monotonic()
+        face["points"].append({"t": r.capture_ms, **{c: round(getattr(r, c), 3) for c in CUES},
+                               **{e: round(p, 3) for e, p in zip(EMOTIONS, r.emotions)},
+                               "phase": r.engagement_phase, "status": r.interaction_status})
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        for key in [k for k, f in self.faces.items() if now - f["seen"] > KEEP_S]:
+            del self.faces[key]
+        return [{**{k: v for k, v in f.items() if k not in ("points", "seen")}, "points": list(f["points"])}
+                for f in self.faces.values()]
+
+
+def _series(url: str, session_id: str) -> list[dict[str, Any]]:
+    with connect(url) as conn, conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(f"""
+            SELECT face_key, (extract(epoch FROM date_trunc('second', capture_time)) * 1000)::bigint AS t,
+                   {', '.join(f'avg({c})::real AS {c}' for c in CUES)},
+                   {', '.join(f'avg(p_{e})::real AS {e}' for e in EMOTIONS)},
+                   mode() WITHIN GROUP (ORDER BY engagement_phase) AS phase,
+                   mode() WITHIN GROUP (ORDER BY interaction_status) AS status
+            FROM face_results WHERE session_id = %s
+            GROUP BY face_key, date_trunc('second', capture_time) ORDER BY face_key, t""", (session_id,)).fetchall()
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>facestream: {title}</title>
+<script src="/dashboard/static/plotly.min.js"></script>
+<style>
+ body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }}
+ .face {{ border: 1px solid #ddd; border-radius: 8px; padding: .8rem; margin-bottom: 1rem; }}
+ .state {{ font-size: 1.1rem; margin: .3rem 0; }} .state b {{ color: #0a58ca; }}
+ .chart {{ height: 260px; }} .empty {{ color: #777; }}
+</style></head><body>
+<h1>{heading}</h1><p class="empty" id="status">waiting for data...</p><div id="faces"></div>
+<script>
+const EMOTIONS = {emotions}, CUES = {cues}, SOURCE = "{source}", LIVE = {live};
+function box(f) {{
+  let el = document.getElementById("face-" + f.face_key);
+  if (!el) {{
+    el = document.createElement("div"); el.className = "face"; el.id = "face-" + f.face_key;
+    el.innerHTML = `<h2>${{f.face_key}} <small>${{f.device_id || ""}}</small>
+      <a href="/dashboard/session/${{encodeURIComponent(f.session_id)}}">history</a></h2>
+      <div class="state"></div><div class="chart emotions"></div><div class="chart cues"></div>`;
+    document.getElementById("faces").appendChild(el);
+  }}
+  return el;
+}}
+function draw(f) {{
+  const el = box(f), p = f.points, x = p.map(q => new Date(q.t)), last = p[p.length - 1];
+  el.querySelector(".state").innerHTML = `engagement phase <b class="phase">${{last.phase}}</b>,
+    interaction status <b class="status">${{last.status}}</b>, ${{p.length}} points`;
+  const layout = (t) => ({{title: t, margin: {{t: 30, b: 30, l: 40, r: 10}}, yaxis: {{range: [0, 1]}}}});
+  Plotly.react(el.querySelector(".emotions"), EMOTIONS.map(e => ({{x, y: p.map(q => q[e]), name: e, mode: "lines"}})),
+               layout("7 emotions"), {{displayModeBar: false}});
+  Plotly.react(el.querySelector(".cues"), CUES.map(c => ({{x, y: p.map(q => q[c]), name: c, mode: "lines"}})),
+               layout("Mojo cues"), {{displayModeBar: false}});
+  el.dataset.points = p.length;
+}}
+async function refresh() {{
+  try {{
+    const data = await (await fetch(SOURCE)).json();
+    const faces = LIVE ? data : Object.values(data.reduce((m, r) => {{
+      (m[r.face_key] = m[r.face_key] || {{face_key: r.face_key, session_id: "{title}", points: []}}).points.push(r);
+      return m; }}, {{}}));
+    document.getElementById("status").textContent = faces.length ? `${{faces.length}} face(s)` : "no faces yet";
+    faces.forEach(draw);
+  }} catch (e) {{ document.getElementById("status").textContent = "error: " + e; }}
+  if (LIVE) setTimeout(refresh, 1000);
+}}
+refresh();
+</script></body></html>"""
+
+
+def make_router(database_url: str, live: LiveBuffer) -> APIRouter:
+    router = APIRouter()
+    import json
+
+    plotly_js = resources.files("plotly").joinpath("package_data", "plotly.min.js")
+
+    @router.get("/dashboard/static/plotly.min.js", include_in_schema=False)
+    async def plotly() -> FileResponse:
+        return FileResponse(str(plotly_js), media_type="text/javascript")
+
+    @router.get("/dashboard", response_class=HTMLResponse, summary="Live dashboard")
+    async def dashboard() -> HTMLResponse:
+        return HTMLResponse(PAGE.format(title="live", heading="Live faces", source="/api/live", live="true",
+                                        emotions=json.dumps(EMOTIONS), cues=json.dumps(CUES)))
+
+    @router.get("/dashboard/session/{session_id}", response_class=HTMLResponse, summary="A session's history")
+    async def session_page(session_id: str) -> HTMLResponse:
+        safe = json.dumps(session_id)[1:-1].replace("<", "").replace('"', "")
+        return HTMLResponse(PAGE.format(title=safe, heading=f"Session {safe}",
+                                        source=f"/api/sessions/{safe}/series", live="false",
+                                        emotions=json.dumps(EMOTIONS), cues=json.dumps(CUES)))
+
+    @router.get("/api/live", summary="Recent results of every face (last two minutes)")
+    async def api_live() -> list[dict[str, Any]]:
+        return live.snapshot()
+
+    @router.get("/api/sessions/{session_id}/series", summary="A session's per-second history from the store")
+    async def api_series(session_id: str) -> list[dict[str, Any]]:
+        rows = await run_in_threadpool(_series, database_url, session_id)
+        if not rows:
+            raise HTTPException(404, f"no stored results for session {session_id!r} (is `facestream sink` running?)")
+        return rows
+
+    return router
