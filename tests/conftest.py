@@ -5,6 +5,7 @@ The broker is the embedded noida-db on a free 127.0.0.1 port, unless
 FACESTREAM_TEST_KAFKA_BOOTSTRAP names an external one (e.g. Apache Kafka).
 PostgreSQL: FACESTREAM_TEST_DATABASE_URL if set (a server where the user may create
 databases), else the server on 127.0.0.1:5432 if one answers, else an embedded one (pgserver).
+FACESTREAM_TEST_CONTAINERS=1 uses Apache Kafka and PostgreSQL containers instead (testcontainers).
 Each test gets a fresh database of its own.
 """
 
@@ -36,11 +37,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# FACESTREAM_TEST_CONTAINERS=1 runs the integration suite against real Apache Kafka and
+# PostgreSQL containers (testcontainers; needs a Docker engine, which these machines lack).
+CONTAINERS = os.environ.get("FACESTREAM_TEST_CONTAINERS") == "1"
+
+
 @pytest.fixture(scope="session")
 def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     external = os.environ.get("FACESTREAM_TEST_KAFKA_BOOTSTRAP")
     if external:
         yield external
+        return
+    if CONTAINERS:
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer("apache/kafka:3.9.0").with_kraft() as kafka:
+            yield kafka.get_bootstrap_server()
         return
     s = Settings(embedded_kafka_port=_free_port(), data_dir=tmp_path_factory.mktemp("broker"),
                  kafka_bootstrap_servers=None)
@@ -59,6 +71,12 @@ def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     external = os.environ.get("FACESTREAM_TEST_DATABASE_URL")
     if external:
         yield external
+        return
+    if CONTAINERS:
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16", driver=None) as pg:
+            yield pg.get_connection_url()
         return
     local = "postgresql://postgres@127.0.0.1:5432/postgres"
     try:
