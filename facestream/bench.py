@@ -441,24 +441,42 @@ def bench_memory(base: Settings, frames: list[LandmarkFrame]) -> list[Figure]:
     return out
 
 
-def write(figures: list[Figure], machine: dict, profile: str) -> Path:
+SECTIONS = ("edge", "processor", "latency", "store", "memory", "scaling")
+
+
+def write(figures: list[Figure], machine: dict, profile: str | None) -> Path:
+    """Write this run's sections as JSON, then the README table from every section's latest JSON
+    (so running one section keeps the others' figures, each with its own machine and commit)."""
     OUT.mkdir(parents=True, exist_ok=True)
     by_section: dict[str, list[dict]] = {}
     for f in figures:
+        f.value, f.met = float(f.value), None if f.met is None else bool(f.met)
         by_section.setdefault(f.section, []).append(f.__dict__)
     for section, rows in by_section.items():
         (OUT / f"{section}.json").write_text(json.dumps({"machine": machine, "figures": rows}, indent=2) + "\n")
-    lines = [f"# Benchmark ({machine['date']})", "",
-             f"{machine['cpu']}, {machine['cores']} cores, Python {machine['python']}, broker {machine['broker']}, "
-             f"commit `{machine['commit']}`.", "",
-             "| section | figure | value | target | met | note |", "|---|---|---|---|---|---|"]
-    for f in figures:
-        met = "" if f.met is None else ("yes" if f.met else "**no**")
-        lines.append(f"| {f.section} | {f.name} | {f.value:,.2f} {f.unit} | {f.target} | {met} | {f.note} |")
-    lines += ["", "## Profile: a landmark-only batch of 256 frames through FrameProcessor.process (x5)", "",
-              "```", profile.strip(), "```", ""]
+    if profile:
+        (OUT / "profile.txt").write_text(profile)
+    lines = [f"# Benchmark", "", "| section | figure | value | target | met | note | run |",
+             "|---|---|---|---|---|---|---|"]
+    runs: dict[str, dict] = {}
+    for section in SECTIONS:
+        path = OUT / f"{section}.json"
+        if not path.exists():
+            continue
+        data = json.loads(path.read_text())
+        m = data["machine"]
+        runs[f"{m['date']} {m['commit']}"] = m
+        for f in data["figures"]:
+            met = "" if f["met"] is None else ("yes" if f["met"] else "**no**")
+            lines.append(f"| {section} | {f['name']} | {f['value']:,.2f} {f['unit']} | {f['target']} | {met} | "
+                         f"{f['note']} | {m['date']} `{m['commit']}` |")
+    lines += ["", "Runs: " + "; ".join(f"{k}: {m['cpu']}, {m['cores']} cores, broker {m['broker']}"
+                                       for k, m in runs.items())]
+    if (OUT / "profile.txt").exists():
+        lines += ["", "## Profile: a landmark-only batch of 256 frames through FrameProcessor.process (x5)", "",
+                  "```", (OUT / "profile.txt").read_text().strip(), "```", ""]
     md = OUT / "README.md"
-    md.write_text("\n".join(lines))
+    md.write_text("\n".join(lines) + "\n")
     return md
 
 
