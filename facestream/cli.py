@@ -45,13 +45,23 @@ def _ensure_broker(s: Settings) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
-def main(log_level: str) -> None:
+@click.option("--log-format", default=lambda: Settings().log_format,
+              show_default="text, or $FACESTREAM_LOG_FORMAT", type=click.Choice(["text", "json"]),
+              help="json: one JSON object per line, for log collectors")
+def main(log_level: str, log_format: str) -> None:
     """facestream: facial-expression analytics over Kafka.
 
     Settings come from the environment (see `facestream settings`); with no
     KAFKA_BOOTSTRAP_SERVERS the embedded broker on 127.0.0.1 is used.
     """
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=log_level.upper(), handlers=[handler])
 
 
 def _database(s: Settings, migrate: bool = True) -> str:

@@ -19,6 +19,8 @@ from facestream import assets
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FACESTREAM_", extra="ignore", populate_by_name=True)
 
+    log_format: str = Field("text", pattern="^(text|json)$", description="text, or json: one object per line")
+
     # --- broker -----------------------------------------------------------------------------
     kafka_bootstrap_servers: str | None = Field(
         default=None,

@@ -182,6 +182,16 @@ class StoreSink:
                 delay = min(delay * 2, 30.0)
         raise InterruptedError("stopped before the batch was written")
 
+    @staticmethod
+    def _report_lag(consumer: KafkaConsumer) -> None:
+        """Messages between the sink's position and the end of its partitions (from fetch metadata)."""
+        lag = 0
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            if end is not None:
+                lag += max(0, end - consumer.position(tp))
+        metrics.CONSUMER_LAG.labels("sink").set(lag)
+
     def run(self) -> SinkStats:
         consumer = self._consumer()
         try:
@@ -203,6 +213,7 @@ class StoreSink:
                             self.stats.bad_messages += 1
                             log.error("skipping undecodable record %s[%d]@%d: %s", tp.topic, tp.partition,
                                       m.offset, exc)
+                self._report_lag(consumer)
                 if not polled:
                     continue
                 try:

@@ -138,6 +138,14 @@ def test_every_error_is_json_with_the_right_status(api):
     assert "400" not in _error(_post(api, _png_header(0, 10)), 422)
     r = httpx.post(f"{api}/v1/faces", content=jpg, params={"landmarks": "some"})
     _error(r, 400)
+    zero = cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))[1].tobytes()
+    assert _post(api, zero).status_code == 200  # a 1x1 image is valid, just faceless
+    from tests.faults import report
+
+    for case, code in (("empty body", 400), ("too many bytes", 413), ("GIF / text", 415), ("2000x1200", 422),
+                       ("truncated JPEG", 422), ("PNG decompression bomb (100000x100000 header)", 422),
+                       ("zero-sized PNG header", 422), ("random bytes", 415)):
+        report.record("bad input", f"image: {case}", 1, f"HTTP {code} JSON error + dead-letter counter", 0, 0)
 
 
 def test_unusual_but_valid_images_do_not_crash(api):
@@ -150,6 +158,10 @@ def test_unusual_but_valid_images_do_not_crash(api):
     for data in (sixteen, grey, alpha, cmyk.getvalue()):
         r = _post(api, data, multipart=False)
         assert r.status_code == 200 and len(r.json()["faces"]) == 1
+    from tests.faults import report
+
+    for case in ("16-bit PNG", "greyscale PNG", "PNG with alpha", "CMYK JPEG"):
+        report.record("bad input", f"image: {case}", 1, "HTTP 200, the face found", 0, 0)
 
 
 def test_openapi_documents_the_route(api):
