@@ -38,6 +38,12 @@ RESULT_COLUMNS = (
     *(f"p_{e}" for e in EMOTIONS),
     "yaw", "pitch", "roll", "gaze_x", "gaze_y", "eye_openness", "blink", "blinks", "blendshapes", "teacher",
 )
+# PostgreSQL types of RESULT_COLUMNS, for binary COPY (several times faster than text).
+RESULT_TYPES = (
+    "text", "int8", "timestamptz", "text", "text", "int4", "timestamptz", "timestamptz", "int8",
+    *["float4"] * 5, "text", "text", "text", *["float4"] * len(EMOTIONS),
+    *["float4"] * 6, "bool", "int4", "float4[]", "float4[]",
+)
 SUMMARY_COLUMNS = (
     "face_key", "started", "session_id", "device_id", "track_id", "ended", "closed", "frames", "blinks",
     "engaged_s", "mean_amusement", "mean_surprise", "mean_confusion", "mean_attention", "mean_engagement",
@@ -94,7 +100,8 @@ class StoreWriter:
             if results:
                 ensure_partitions(self.conn, {_ts(r.capture_ms).date() for r in results}, self._days)
                 with self.conn.cursor() as cur:
-                    with cur.copy(f"COPY staging_results ({cols}) FROM STDIN") as copy:
+                    with cur.copy(f"COPY staging_results ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
+                        copy.set_types(RESULT_TYPES)
                         for r in results:
                             copy.write_row(result_row(r))
                     cur.execute(f"INSERT INTO face_results ({cols}) SELECT {cols} FROM staging_results "
