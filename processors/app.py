@@ -69,6 +69,11 @@ def create_app(settings: Settings | None = None) -> faust.App:
         web_host="127.0.0.1",
         web_port=s.worker_web_port,
         web_bind="127.0.0.1",
+        # Bigger fetches and buffers: the profile showed the consumer thread busy sending small
+        # fetch requests while the agent waited.
+        broker_max_poll_records=s.batch_size * 8,
+        stream_buffer_maxsize=s.batch_size * 64,
+        consumer_max_fetch_size=16 * 1024 * 1024,
     )
     raw = {"key_serializer": "raw", "value_serializer": "raw", "partitions": s.partitions}
     frames_topic = app.topic(s.frames_topic, key_type=bytes, value_type=bytes, **raw)

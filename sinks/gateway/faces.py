@@ -120,10 +120,13 @@ def decode(data: bytes) -> np.ndarray:
         raise ImageError(422, f"the {fmt.upper()} header says {w}x{h} pixels")
     if not ((w <= MAX_W and h <= MAX_H) or (w <= MAX_H and h <= MAX_W)):
         raise ImageError(422, f"image is {w}x{h}; the largest accepted is {MAX_W}x{MAX_H}: resize it first")
-    if fmt == "jpeg" and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+    # The end-of-image marker after the scan data; anything may follow it (phones append clips).
+    sos = data.find(b"\xff\xda") if fmt == "jpeg" else 0
+    if fmt == "jpeg" and (sos == -1 or data.find(b"\xff\xd9", sos) == -1):
         raise ImageError(422, "truncated JPEG (no end-of-image marker): upload the whole file")
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)  # 8-bit BGR whatever the input
-    if img is None or img.shape[:2] != (h, w):
+    # OpenCV applies EXIF orientation, so a rotated phone photo comes out as (w, h).
+    if img is None or img.shape[:2] not in ((h, w), (w, h)):
         raise ImageError(422, f"the {fmt.upper()} data does not decode (corrupt or truncated)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 

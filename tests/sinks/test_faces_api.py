@@ -155,12 +155,20 @@ def test_unusual_but_valid_images_do_not_crash(api):
     alpha = cv2.imencode(".png", cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA))[1].tobytes()
     cmyk = io.BytesIO()
     Image.open(assets.media("single_face.jpg")).convert("CMYK").save(cmyk, "JPEG")
-    for data in (sixteen, grey, alpha, cmyk.getvalue()):
+    # A portrait phone photo: pixels stored sideways with EXIF orientation 6 (OpenCV rotates it).
+    rotated = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.open(assets.media("single_face.jpg")).rotate(90, expand=True).save(rotated, "JPEG", exif=exif)
+    # A motion photo: a JPEG with more data after its end-of-image marker.
+    trailing = _bytes("single_face.jpg") + b"ftypmp42" + b"\x00" * 500
+    for data in (sixteen, grey, alpha, cmyk.getvalue(), rotated.getvalue(), trailing):
         r = _post(api, data, multipart=False)
         assert r.status_code == 200 and len(r.json()["faces"]) == 1
     from tests.faults import report
 
-    for case in ("16-bit PNG", "greyscale PNG", "PNG with alpha", "CMYK JPEG"):
+    for case in ("16-bit PNG", "greyscale PNG", "PNG with alpha", "CMYK JPEG", "EXIF-rotated JPEG",
+                 "JPEG with trailing data"):
         report.record("bad input", f"image: {case}", 1, "HTTP 200, the face found", 0, 0)
 
 
