@@ -151,6 +151,18 @@ def create_app(settings: Settings | None = None) -> faust.App:
             metrics.ACTIVE_SESSIONS.set(len(sessions))
 
     @app.timer(s.sweep_interval_s)
+    async def report_lag() -> None:
+        """Frames between this worker's position and the end of its frames partitions."""
+        lag = 0
+        for tp in app.assignor.assigned_actives():
+            if tp.topic != s.frames_topic:
+                continue
+            end, pos = app.consumer.highwater(tp), await app.consumer.position(tp)
+            if end is not None and pos is not None:
+                lag += max(0, end - pos)
+        metrics.CONSUMER_LAG.labels("worker").set(lag)
+
+    @app.timer(s.sweep_interval_s)
     async def close_idle_sessions() -> None:
         now = _now_ms()
         if app.rebalancing or now - state["rebalanced_ms"] < gap_ms:

@@ -94,6 +94,9 @@ def test_bad_frames_go_to_dead_letters_and_the_worker_keeps_going(make_settings,
     stale = float(next(line.split()[1] for line in metrics.splitlines()
                        if line.startswith("facestream_stale_frames_total ")))
     assert stale >= 1  # the duplicate; the late frame too unless it arrived in the same batch
+    for name in ("facestream_frames_in_total", "facestream_results_out_total", "facestream_active_sessions",
+                 'facestream_consumer_lag{service="worker"}', "facestream_end_to_end_latency_seconds_bucket"):
+        assert name in metrics, f"{name} is not exposed"
     for case, (_, reason) in cases.items():
         report.record("bad input", f"frame: {case}", 1, f"dead letter `{reason}`", 0, 0)
     report.record("bad input", "frame: duplicate and out-of-order", 2, "answered, state not advanced", 0, 0)
