@@ -91,6 +91,19 @@ def create_app(settings: Settings | None = None) -> faust.App:
     lock = asyncio.Lock()  # the sweep and the agent both read-modify-write sessions
     state = {"processor": None, "rebalanced_ms": _now_ms()}
     app.facestream_counters = counters = Counter()  # type: ignore[attr-defined]
+    positions: dict = {}  # TP -> next offset the agent will process
+
+    def report_lag() -> None:
+        """Frames between this worker's position and the end of the partitions it reads."""
+        lag = 0
+        for tp, pos in positions.items():
+            try:
+                end = app.consumer.highwater(tp)
+            except Exception:  # noqa: BLE001 - a gauge must never stop the agent
+                continue
+            if end is not None:
+                lag += max(0, end - pos)
+        metrics.CONSUMER_LAG.labels("worker").set(lag)
 
     def processor() -> FrameProcessor:
         # Loaded lazily: the ONNX session is not needed by `--help` or by the web views.
@@ -101,10 +114,14 @@ def create_app(settings: Settings | None = None) -> faust.App:
     @app.on_rebalance_complete.connect
     async def _rebalanced(sender: object, **kwargs: object) -> None:
         state["rebalanced_ms"] = _now_ms()
+        positions.clear()  # partitions may have moved
 
     @app.agent(frames_topic)
     async def process_frames(stream: faust.StreamT) -> None:
-        async for payloads in stream.take(s.batch_size, within=s.batch_within_s):
+        async for events in stream.take_events(s.batch_size, within=s.batch_within_s):
+            payloads = [e.value for e in events]
+            for e in events:  # for the lag gauge: the next offset to process, per partition
+                positions[e.message.tp] = max(positions.get(e.message.tp, 0), e.message.offset + 1)
             frames: list[LandmarkFrame] = []
             for payload in payloads:
                 try:
@@ -149,18 +166,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
             counters["results_out"] += len(out.results)
             metrics.RESULTS_OUT.labels("worker").inc(len(out.results))
             metrics.ACTIVE_SESSIONS.set(len(sessions))
-
-    @app.timer(s.sweep_interval_s)
-    async def report_lag() -> None:
-        """Frames between this worker's position and the end of its frames partitions."""
-        lag = 0
-        for tp in app.assignor.assigned_actives():
-            if tp.topic != s.frames_topic:
-                continue
-            end, pos = app.consumer.highwater(tp), await app.consumer.position(tp)
-            if end is not None and pos is not None:
-                lag += max(0, end - pos)
-        metrics.CONSUMER_LAG.labels("worker").set(lag)
+            report_lag()
 
     @app.timer(s.sweep_interval_s)
     async def close_idle_sessions() -> None:
