@@ -13,6 +13,7 @@ from rich.console import Console
 from facestream.settings import Settings
 from schemas import FACE_RESULT, SESSION_SUMMARY, FaceResult, PayloadError, SessionSummary, peek_header
 from schemas.codec import decode
+from schemas.records import EMOTIONS
 
 CUE_FIELDS = ("amusement", "surprise", "confusion", "attention", "engagement")
 
@@ -21,11 +22,14 @@ CUE_FIELDS = ("amusement", "surprise", "confusion", "attention", "engagement")
 class _Second:
     frames: int = 0
     sums: list[float] = field(default_factory=lambda: [0.0] * len(CUE_FIELDS))
+    emotions: list[float] = field(default_factory=lambda: [0.0] * len(EMOTIONS))
     last: FaceResult | None = None
 
     def add(self, r: FaceResult) -> None:
         self.frames += 1
         self.sums = [s + getattr(r, f) for s, f in zip(self.sums, CUE_FIELDS)]
+        if len(r.emotions) == len(EMOTIONS):
+            self.emotions = [a + b for a, b in zip(self.emotions, r.emotions)]
         self.last = r
 
 
@@ -33,7 +37,9 @@ def format_second(key: str, sec: _Second) -> str:
     r = sec.last
     assert r is not None
     cues = "  ".join(f"{f[:5]} {s / sec.frames:.2f}" for f, s in zip(CUE_FIELDS, sec.sums))
-    return (f"{key:<18} {sec.frames:>3} fr  {cues}  phase {r.engagement_phase:<11} "
+    top = max(range(len(EMOTIONS)), key=sec.emotions.__getitem__)
+    emotion = f"{EMOTIONS[top]} {sec.emotions[top] / sec.frames:.2f}" if any(sec.emotions) else "-"
+    return (f"{key:<18} {sec.frames:>3} fr  {emotion:<13} {cues}  phase {r.engagement_phase:<11} "
             f"status {r.interaction_status:<21} yaw {r.yaw:+5.1f}  blinks {r.blinks}")
 
 
