@@ -511,6 +511,9 @@ def run(sections: tuple[str, ...], log: Callable[[str], None] = print) -> Path:
             write(figures, machine, profile)
     finally:
         stop_broker(base)
+        from sinks.store.db import stop_embedded
+
+        stop_embedded(base.model_copy(update={"data_dir": ROOT / ".facestream" / "bench"}))
     return write(figures, machine, profile)
 
 

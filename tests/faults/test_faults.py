@@ -156,6 +156,18 @@ def test_postgres_unreachable_for_30_s(tmp_path: Path, make_settings, start_work
     pgdata = tmp_path / "pg"
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
     url = server.get_uri("postgres")
+    try:
+        _postgres_outage(pgdata, url, make_settings, start_worker, sink_thread, wolfgang_frames)
+    finally:  # we restarted it by hand, so pgserver's own clean-up no longer knows it: stop it here
+        if (pgdata / "postmaster.pid").exists():
+            pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=_system_user())
+
+
+def _postgres_outage(pgdata: Path, url: str, make_settings, start_worker, sink_thread, wolfgang_frames) -> None:
+    import pgserver
+
+    from sinks.store.db import _system_user
+
     s = make_settings(session_gap_s=60, sink_batch_size=50)
     start_worker(s)
     sink = sink_thread(s, url)
