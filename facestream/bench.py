@@ -192,11 +192,11 @@ def _topic_settings(base: Settings, tag: str, partitions: int = 4) -> Settings:
     return base.model_copy(update=dict(
         frames_topic=f"bench-{tag}.frames", results_topic=f"bench-{tag}.results",
         summaries_topic=f"bench-{tag}.sessions", dead_letter_topic=f"bench-{tag}.dead", app_id=f"bench-{tag}",
-        worker_web_enabled=False, worker_metrics_port=0, partitions=partitions, session_gap_s=60.0,
+        worker_metrics_port=0, partitions=partitions, session_gap_s=60.0,
         data_dir=base.data_dir / f"worker-{tag}"))
 
 
-def bench_processor(base: Settings, frames: list[LandmarkFrame], copies: int = 8) -> list[Figure]:
+def bench_processor(base: Settings, frames: list[LandmarkFrame], copies: int = 32) -> list[Figure]:
     out = []
     for device in (True, False):
         s = _topic_settings(base, uuid.uuid4().hex[:6])

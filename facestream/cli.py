@@ -483,14 +483,16 @@ def bench(sections: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.option("--loglevel", default="info", show_default=True)
+@click.option("--loglevel", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]), help="log level of the worker")
 def worker(loglevel: str) -> None:
-    """Run a Faust stream-processing worker (per-face sessions, cues, results)."""
-    from processors.app import run_worker
+    """Run a stream-processing worker (per-face sessions, cues, results)."""
+    from processors.worker import run_worker
 
+    logging.getLogger().setLevel(loglevel.upper())
     s = _settings()
     _ensure_broker(s)
-    run_worker(s, loglevel=loglevel)
+    run_worker(s)
 
 
 @main.command()

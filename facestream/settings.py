@@ -41,13 +41,11 @@ class Settings(BaseSettings):
     results_retention_ms: int = Field(7 * 24 * 3600 * 1000)
 
     # --- processor --------------------------------------------------------------------------
-    app_id: str = Field("facestream", description="Faust app id = consumer group")
+    app_id: str = Field("facestream", description="consumer group of the workers; names their changelog topic")
     session_gap_s: float = Field(5.0, gt=0, description="inactivity that closes a face session")
     batch_size: int = Field(256, ge=1, description="frames per model call")
     batch_within_s: float = Field(0.02, gt=0, description="max wait to fill a batch")
     onnx_threads: int = Field(1, ge=1)
-    worker_web_port: int = Field(6066, description="Faust's web server (health, stats)")
-    worker_web_enabled: bool = True
     worker_instance_id: str | None = Field(
         None, description="static group membership (KIP-345): a restarted worker with the same id "
         "takes its partitions back at once instead of waiting for a rebalance; use one per worker")

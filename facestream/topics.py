@@ -13,6 +13,12 @@ from facestream.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def changelog_topic(app_id: str) -> str:
+    """The worker's session changelog; Faust's table naming, so state written by releases that ran
+    on Faust is kept."""
+    return f"{app_id}-face-sessions-changelog"
+
+
 def topic_specs(s: Settings) -> dict[str, dict[str, str]]:
     """Topic name -> topic configs for every topic facestream writes."""
     return {
@@ -20,6 +26,8 @@ def topic_specs(s: Settings) -> dict[str, dict[str, str]]:
         s.results_topic: {"retention.ms": str(s.results_retention_ms)},
         s.summaries_topic: {"retention.ms": str(s.results_retention_ms)},
         s.dead_letter_topic: {"retention.ms": str(s.results_retention_ms)},
+        # The worker's session state: one value per face, so compaction keeps it small.
+        changelog_topic(s.app_id): {"cleanup.policy": "compact"},
     }
 
 

@@ -1,6 +1,6 @@
 """The processor's pure core: a batch of LandmarkFrames plus face sessions in, results out.
 
-No Kafka here, so it is tested and benchmarked directly; ``processors.app`` wires it to Faust.
+No Kafka here, so it is tested and benchmarked directly; ``processors.worker`` wires it to Kafka.
 All model and geometry work is vectorised over the batch (one ONNX call per batch); only the
 small per-face state machines run frame by frame, in capture order.
 """

@@ -118,7 +118,7 @@ def make_settings(bootstrap: str, tmp_path: Path) -> Callable[..., Settings]:
             kafka_bootstrap_servers=bootstrap, data_dir=tmp_path / f"data-{tag}",
             frames_topic=f"t-{tag}.frames", results_topic=f"t-{tag}.results",
             summaries_topic=f"t-{tag}.sessions", dead_letter_topic=f"t-{tag}.dead",
-            app_id=f"facestream-test-{tag}", worker_web_enabled=False, partitions=4,
+            app_id=f"facestream-test-{tag}", partitions=4,
             worker_metrics_port=0, sink_metrics_port=0,
         )
         base.update(overrides)
@@ -149,7 +149,7 @@ class WorkerProcess:
 
 @pytest.fixture
 def start_worker(tmp_path: Path) -> Iterator[Callable[[Settings], WorkerProcess]]:
-    """Start `facestream worker` as a real process; waits until Faust reports ready."""
+    """Start `facestream worker` as a real process; waits until it reports ready (partitions assigned, state restored)."""
     started: list[WorkerProcess] = []
 
     def start(s: Settings, timeout_s: float = 120.0) -> WorkerProcess:

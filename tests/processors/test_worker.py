@@ -1,4 +1,4 @@
-"""The Faust worker as a real process against a real broker, fed by the real edge producer."""
+"""The stream worker as a real process against a real broker, fed by the real edge producer."""
 
 from __future__ import annotations
 
