@@ -40,11 +40,15 @@ class Settings(BaseSettings):
     frames_retention_ms: int = Field(6 * 3600 * 1000, description="frames are bulky: keep hours")
     results_retention_ms: int = Field(7 * 24 * 3600 * 1000)
 
+    fetch_idle_max_s: float = Field(
+        0.01, ge=0, description="longest pause of an idle consumer between fetches (the embedded broker "
+        "answers empty fetches at once; pausing keeps idle consumers from spinning). 0: no pauses, "
+        "for brokers that hold empty fetches (Kafka)")
+
     # --- processor --------------------------------------------------------------------------
     app_id: str = Field("facestream", description="consumer group of the workers; names their changelog topic")
     session_gap_s: float = Field(5.0, gt=0, description="inactivity that closes a face session")
     batch_size: int = Field(256, ge=1, description="frames per model call")
-    batch_within_s: float = Field(0.02, gt=0, description="max wait to fill a batch")
     onnx_threads: int = Field(1, ge=1)
     worker_instance_id: str | None = Field(
         None, description="static group membership (KIP-345): a restarted worker with the same id "

@@ -30,6 +30,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from facestream import metrics
+from facestream.pacing import Pacer, paced_getmany
 from facestream.settings import Settings, get_settings
 from facestream.topics import changelog_topic, ensure_topics
 from processors.cues import CueParams
@@ -166,12 +167,12 @@ class Worker:
         assert self._consumer is not None
         s = self.s
         next_sweep = time.monotonic() + s.sweep_interval_s
+        pacer = Pacer(max_pause_s=s.fetch_idle_max_s)
         stopping = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set():
                 generation = self.generation
-                fetch = asyncio.ensure_future(self._consumer.getmany(
-                    timeout_ms=int(s.batch_within_s * 1000), max_records=s.batch_size))
+                fetch = asyncio.ensure_future(paced_getmany(self._consumer, pacer, s.batch_size))
                 await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
                 if not fetch.done():
                     fetch.cancel()

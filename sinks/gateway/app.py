@@ -26,6 +26,7 @@ from typing import Any
 
 import socketio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
 from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -36,6 +37,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from facestream import metrics
+from facestream.pacing import Pacer, paced_getmany
 from facestream.settings import Settings
 from schemas import FaceResult
 from schemas.errors import PayloadError
@@ -237,31 +239,37 @@ class Gateway:
         metrics.FRAMES_IN.labels("gateway").inc()
 
     async def _deliver(self, consumer: AIOKafkaConsumer) -> None:
+        pacer = Pacer(max_pause_s=self.s.fetch_idle_max_s)
         try:
-            async for msg in consumer:
-                session = (msg.key or b"").decode(errors="replace")
-                sid = self.sessions.get(session)
-                followed = session in self.followers
-                if sid is None and not followed and not self.s.dashboard_enabled:
-                    continue  # another process's client, or nobody's
-                try:
-                    r = FaceResult.decode(msg.value)
-                except PayloadError as exc:
-                    log.error("undecodable result at %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, exc)
-                    continue
-                if self.s.dashboard_enabled:
-                    self.live.add(r)
-                if sid is not None and (conn := self.conns.get(sid)) is not None:
-                    await self.sio.emit("calculation", mojo.calculation(r, conn.outputs), to=sid,
-                                        namespace=f"/{conn.namespace}")
-                    self.stats.calculations_out += 1
-                    metrics.RESULTS_OUT.labels("gateway").inc()
-                if followed:
-                    for ns in {c.namespace for c in self.conns.values() if c.subscription == session}:
-                        await self.sio.emit("result", r.to_avro(), room=f"session:{session}", namespace=f"/{ns}")
-                        self.stats.results_out += 1
+            while True:
+                for records in (await paced_getmany(consumer, pacer, 1000)).values():
+                    for msg in records:
+                        await self._deliver_one(msg)
         finally:
             await consumer.stop()
+
+    async def _deliver_one(self, msg: ConsumerRecord) -> None:
+        session = (msg.key or b"").decode(errors="replace")
+        sid = self.sessions.get(session)
+        followed = session in self.followers
+        if sid is None and not followed and not self.s.dashboard_enabled:
+            return  # another process's client, or nobody's
+        try:
+            r = FaceResult.decode(msg.value)
+        except PayloadError as exc:
+            log.error("undecodable result at %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, exc)
+            return
+        if self.s.dashboard_enabled:
+            self.live.add(r)
+        if sid is not None and (conn := self.conns.get(sid)) is not None:
+            await self.sio.emit("calculation", mojo.calculation(r, conn.outputs), to=sid,
+                                namespace=f"/{conn.namespace}")
+            self.stats.calculations_out += 1
+            metrics.RESULTS_OUT.labels("gateway").inc()
+        if followed:
+            for ns in {c.namespace for c in self.conns.values() if c.subscription == session}:
+                await self.sio.emit("result", r.to_avro(), room=f"session:{session}", namespace=f"/{ns}")
+                self.stats.results_out += 1
 
 
 def install_error_handlers(api: FastAPI) -> None:

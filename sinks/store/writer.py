@@ -23,6 +23,7 @@ from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError
 
 from facestream import metrics
+from facestream.pacing import WINDOW_MS, Pacer
 from facestream.settings import Settings
 from schemas import FaceResult, SessionSummary
 from schemas.errors import PayloadError
@@ -199,14 +200,27 @@ class StoreSink:
                 lag += max(0, end - consumer.position(tp))
         metrics.CONSUMER_LAG.labels("sink").set(lag)
 
+    @staticmethod
+    def _pause(consumer: KafkaConsumer, seconds: float) -> None:
+        """Stop fetching for ``seconds`` (facestream.pacing: brokers that answer empty fetches at
+        once would otherwise keep the consumer spinning)."""
+        tps = consumer.assignment()
+        consumer.pause(*tps)
+        time.sleep(seconds)
+        consumer.resume(*(consumer.paused() & consumer.assignment()))
+
     def run(self) -> SinkStats:
         consumer = self._consumer()
+        pacer = Pacer(max_pause_s=self.s.fetch_idle_max_s)
+        # With pacing, polls are short and a batch is gathered over several of them.
+        poll_ms = WINDOW_MS if pacer.max_pause_s > 0 else int(self.s.sink_batch_within_s * 1000)
+        results: list[FaceResult] = []
+        summaries: list[SessionSummary] = []
+        first: float | None = None  # when the batch being gathered got its first record
         try:
             while not self.stop.is_set():
-                polled = consumer.poll(timeout_ms=int(self.s.sink_batch_within_s * 1000),
-                                       max_records=self.s.sink_batch_size)
-                results: list[FaceResult] = []
-                summaries: list[SessionSummary] = []
+                polled = consumer.poll(timeout_ms=poll_ms,
+                                       max_records=max(1, self.s.sink_batch_size - len(results) - len(summaries)))
                 for tp, messages in polled.items():
                     for m in messages:
                         try:
@@ -221,14 +235,21 @@ class StoreSink:
                             log.error("skipping undecodable record %s[%d]@%d: %s", tp.topic, tp.partition,
                                       m.offset, exc)
                 self._report_lag(consumer)
-                if not polled:
+                if polled:
+                    pacer.data()
+                    first = first or time.monotonic()
+                elif pacer.max_pause_s > 0:
+                    self._pause(consumer, pacer.empty())
+                if first is None or (len(results) + len(summaries) < self.s.sink_batch_size
+                                     and time.monotonic() - first < self.s.sink_batch_within_s):
                     continue
                 try:
                     self._write(results, summaries)
                 except InterruptedError:
                     break  # not committed: the batch is redelivered on restart
+                results, summaries, first = [], [], None
                 try:
-                    consumer.commit()
+                    consumer.commit()  # the positions: everything polled is in the batch just written
                 except CommitFailedError as exc:
                     # Our partitions moved while we waited for the database; the new owner
                     # redelivers what we wrote, and the conflict rule keeps it single.
