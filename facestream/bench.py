@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import pstats
+import shutil
 import signal
 import subprocess
 import sys
@@ -247,7 +248,7 @@ def bench_latency(base: Settings, frames: list[LandmarkFrame], db_url: str, face
     import httpx
     import socketio as sio_mod
 
-    from sinks.gateway import auth
+    from sinks.gateway import auth, fastjson
     from sinks.store.db import connect, migrate
 
     out = []
@@ -277,7 +278,9 @@ def bench_latency(base: Settings, frames: list[LandmarkFrame], db_url: str, face
         time.sleep(5)  # let the worker join its group
 
         async def client(i: int, lat: list[float]) -> None:
-            c = sio_mod.AsyncClient(reconnection=False)
+            # orjson on the client too: this harness would otherwise spend more CPU encoding the
+            # meshes than the gateway spends on them (real Mojo clients are browsers).
+            c = sio_mod.AsyncClient(reconnection=False, json=fastjson)
             sent: list[float] = []
             got = 0
 
@@ -486,6 +489,9 @@ def run(sections: tuple[str, ...], log: Callable[[str], None] = print) -> Path:
     machine = _machine()
     base = Settings(embedded_kafka_port=_free_port(), data_dir=ROOT / ".facestream" / "bench",
                     kafka_bootstrap_servers=None)
+    # A fresh broker every run: noida-db holding the topics of earlier runs was measured using
+    # most of a core while idle, which every figure here would pay for.
+    shutil.rmtree(base.data_dir / "broker", ignore_errors=True)
     st = start_broker(base)
     base = base.model_copy(update={"kafka_bootstrap_servers": st.address})
     figures: list[Figure] = []
@@ -511,6 +517,7 @@ def run(sections: tuple[str, ...], log: Callable[[str], None] = print) -> Path:
             write(figures, machine, profile)
     finally:
         stop_broker(base)
+        shutil.rmtree(base.data_dir / "broker", ignore_errors=True)
         from sinks.store.db import stop_embedded
 
         stop_embedded(base.model_copy(update={"data_dir": ROOT / ".facestream" / "bench"}))

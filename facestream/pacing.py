@@ -5,31 +5,37 @@ answers it at once, so aiokafka's background fetcher asks again immediately: an 
 ~2,100 fetch requests a second, used ~90 % of a core, and kept the broker as busy (measured on
 this 2-core machine, where that CPU is what the pipeline needs). After a poll that found nothing,
 the consumer's partitions are paused (the fetcher stops asking) for a pause that doubles on every
-empty poll, from ``min_pause_s`` up to ``max_pause_s``; any data resets it. On Kafka, whose fetches
-wait at the broker, this only adds at most ``max_pause_s`` to an idle consumer's wake-up.
+empty poll, from ``min_pause_s`` up to ``max_pause_s``; a poll that brought less than a full batch
+pauses ``min_pause_s`` (a trickle of frames would otherwise keep it spinning just the same), a full
+batch not at all. On Kafka, whose fetches wait at the broker, this only delays an idle or lightly
+loaded consumer by at most ``max_pause_s``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-WINDOW_MS = 2  # how long a poll waits for a fetch in flight: a few local round trips
+WINDOW_MS = 1  # how long a poll waits for a fetch in flight: a local round trip or two
 
 
 @dataclass
 class Pacer:
-    """The pause after empty polls: doubles while idle, reset by data."""
+    """The pause after a poll: doubles while idle, short after a trickle, none after a full batch."""
 
-    min_pause_s: float = 0.001
+    min_pause_s: float = 0.002
     max_pause_s: float = 0.01
+    resume_at: float = field(default=0.0, init=False)  # time.monotonic() when fetching may resume
     _pause_s: float = field(default=0.0, init=False)
 
-    def data(self) -> None:
+    def data(self, full: bool) -> float:
+        """Record a poll that brought records; return how long to pause (0 after a full batch)."""
         self._pause_s = 0.0
+        return 0.0 if full else min(self.min_pause_s, self.max_pause_s)
 
     def empty(self) -> float:
         """Record an empty poll; return how long to pause."""
@@ -39,19 +45,18 @@ class Pacer:
 
 async def paced_getmany(consumer: AIOKafkaConsumer, pacer: Pacer, max_records: int,
                         ) -> dict[TopicPartition, list[ConsumerRecord]]:
-    """``consumer.getmany`` that, when nothing came, pauses fetching before returning ``{}``."""
+    """``consumer.getmany`` on a paced consumer. Fetching stays paused after the call returns, so
+    the pause overlaps the caller's processing; the next call waits out what is left of it."""
     if pacer.max_pause_s <= 0:  # pacing off: the broker holds empty fetches itself
         return await consumer.getmany(timeout_ms=100, max_records=max_records)
+    wait = pacer.resume_at - time.monotonic()
+    if wait > 0:
+        await asyncio.sleep(wait)
+    # Only what is still assigned and paused: a rebalance may have come meanwhile.
+    consumer.resume(*(consumer.paused() & consumer.assignment()))
     batch = await consumer.getmany(timeout_ms=WINDOW_MS, max_records=max_records)
-    if batch:
-        pacer.data()
-        return batch
-    pause = pacer.empty()
-    tps = consumer.assignment()
-    consumer.pause(*tps)
-    try:
-        await asyncio.sleep(pause)
-    finally:
-        # Only what is still assigned and paused: a rebalance may have come meanwhile.
-        consumer.resume(*(consumer.paused() & consumer.assignment()))
+    pause = pacer.data(sum(map(len, batch.values())) >= max_records) if batch else pacer.empty()
+    if pause:
+        consumer.pause(*consumer.assignment())
+        pacer.resume_at = time.monotonic() + pause
     return batch

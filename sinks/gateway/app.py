@@ -41,7 +41,7 @@ from facestream.pacing import Pacer, paced_getmany
 from facestream.settings import Settings
 from schemas import FaceResult
 from schemas.errors import PayloadError
-from sinks.gateway import auth, dashboard, mojo
+from sinks.gateway import auth, dashboard, fastjson, mojo
 from sinks.gateway.dashboard import LiveBuffer
 from sinks.gateway.faces import make_router
 from sinks.store.db import connect, migrate
@@ -94,7 +94,7 @@ class Gateway:
         origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
         self.sio = socketio.AsyncServer(async_mode="asgi", namespaces="*", cors_allowed_origins=origins or None,
                                         max_http_buffer_size=settings.max_event_bytes, logger=False,
-                                        engineio_logger=False)
+                                        engineio_logger=False, json=fastjson)
         self.conns: dict[str, Connection] = {}  # socket sid -> connection
         self.sessions: dict[str, str] = {}  # Mojo session id -> socket sid
         self.followers: dict[str, int] = {}  # edge session id -> local subscribers

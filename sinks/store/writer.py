@@ -236,10 +236,12 @@ class StoreSink:
                                       m.offset, exc)
                 self._report_lag(consumer)
                 if polled:
-                    pacer.data()
                     first = first or time.monotonic()
-                elif pacer.max_pause_s > 0:
-                    self._pause(consumer, pacer.empty())
+                if pacer.max_pause_s > 0:
+                    n = sum(map(len, polled.values()))
+                    pause = pacer.data(n >= self.s.sink_batch_size) if n else pacer.empty()
+                    if pause:
+                        self._pause(consumer, pause)
                 if first is None or (len(results) + len(summaries) < self.s.sink_batch_size
                                      and time.monotonic() - first < self.s.sink_batch_within_s):
                     continue
