@@ -22,7 +22,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -484,45 +485,51 @@ def write(figures: list[Figure], machine: dict, profile: str | None) -> Path:
 
 
 def run(sections: tuple[str, ...], log: Callable[[str], None] = print) -> Path:
-    from sinks.store.db import database_url
+    from sinks.store.db import database_url, stop_embedded
 
     machine = _machine()
-    base = Settings(embedded_kafka_port=_free_port(), data_dir=ROOT / ".facestream" / "bench",
-                    kafka_bootstrap_servers=None)
-    # A fresh broker every run: noida-db holding the topics of earlier runs was measured using
-    # most of a core while idle, which every figure here would pay for.
-    shutil.rmtree(base.data_dir / "broker", ignore_errors=True)
-    st = start_broker(base)
-    base = base.model_copy(update={"kafka_bootstrap_servers": st.address})
+    root = ROOT / ".facestream" / "bench"
     figures: list[Figure] = []
+    db_settings = Settings(data_dir=root, kafka_bootstrap_servers=None)
     try:
         log("extracting the real landmark stream (WolfgangLanger_Pexels.mp4)")
         frames = _real_frames()
         profile = profile_pipeline(frames)
-        db = database_url(base.model_copy(update={"data_dir": ROOT / ".facestream" / "bench"}))
-        steps: dict[str, Callable[[], list[Figure]]] = {
-            "edge": bench_edge,
-            "processor": lambda: bench_processor(base, frames),
-            "latency": lambda: bench_latency(base, frames, db),
-            "store": lambda: bench_store(db, frames),
-            "memory": lambda: bench_memory(base, frames),
-            "scaling": lambda: bench_scaling(base, frames),
+        db = database_url(db_settings)
+        steps: dict[str, Callable[[Settings], list[Figure]]] = {
+            "edge": lambda base: bench_edge(),
+            "processor": lambda base: bench_processor(base, frames),
+            "latency": lambda base: bench_latency(base, frames, db),
+            "store": lambda base: bench_store(db, frames),
+            "memory": lambda base: bench_memory(base, frames),
+            "scaling": lambda base: bench_scaling(base, frames),
         }
         for name in sections:
             log(f"{name} ...")
-            got = steps[name]()
+            with _fresh_broker(root) as base:
+                got = steps[name](base)
             for f in got:
                 log(f"  {f.name}: {f.value:,.2f} {f.unit} {f.note}")
             figures += got
             write(figures, machine, profile)
     finally:
-        stop_broker(base)
-        shutil.rmtree(base.data_dir / "broker", ignore_errors=True)
-        from sinks.store.db import stop_embedded
-
-        stop_embedded(base.model_copy(update={"data_dir": ROOT / ".facestream" / "bench"}))
+        stop_embedded(db_settings)
     return write(figures, machine, profile)
 
+
+@contextmanager
+def _fresh_broker(root: Path) -> Iterator[Settings]:
+    """An embedded broker on an empty data directory, for one section. noida-db holding earlier
+    sections' topics was measured using most of a core while idle, which the next section would
+    pay for."""
+    base = Settings(embedded_kafka_port=_free_port(), data_dir=root, kafka_bootstrap_servers=None)
+    shutil.rmtree(root / "broker", ignore_errors=True)
+    st = start_broker(base)
+    try:
+        yield base.model_copy(update={"kafka_bootstrap_servers": st.address})
+    finally:
+        stop_broker(base)
+        shutil.rmtree(root / "broker", ignore_errors=True)
 
 if __name__ == "__main__":
     run(tuple(sys.argv[1:]) or ("edge", "processor", "latency", "store", "memory", "scaling"))

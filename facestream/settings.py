@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     app_id: str = Field("facestream", description="consumer group of the workers; names their changelog topic")
     session_gap_s: float = Field(5.0, gt=0, description="inactivity that closes a face session")
     batch_size: int = Field(256, ge=1, description="frames per model call")
+    commit_interval_s: float = Field(
+        0.2, gt=0, description="how often the worker writes changed sessions to its changelog and commits "
+        "offsets (a crash replays at most this much, without double counting)")
     onnx_threads: int = Field(1, ge=1)
     worker_instance_id: str | None = Field(
         None, description="static group membership (KIP-345): a restarted worker with the same id "

@@ -63,6 +63,7 @@ class _Rebalance(ConsumerRebalanceListener):
         # new assignment is known, so partitions that stay here need no restore.
         async with self.worker.lock:
             self.worker.generation += 1
+            await self.worker.flush()
             await self.worker.drain()
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
@@ -88,6 +89,8 @@ class Worker:
         # processed while the broker acknowledges the previous ones.
         self._inflight: deque[asyncio.Task] = deque()
         self._partitions: dict[str, list[int]] = {}  # topic -> its partitions, for _send_keyed
+        self._uncommitted: dict[TopicPartition, int] = {}  # processed, not yet committed
+        self._next_flush = 0.0
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._reader: AIOKafkaConsumer | None = None
@@ -183,12 +186,16 @@ class Worker:
                         self._refetch(batch)
                     elif batch:
                         await self._process(batch)
+                    if time.monotonic() >= self._next_flush:
+                        await self.flush()
                     if time.monotonic() >= next_sweep:
                         await self._sweep()
                         next_sweep = time.monotonic() + s.sweep_interval_s
         finally:
             stopping.cancel()
-            await self.drain()
+            async with self.lock:
+                await self.flush()
+                await self.drain()
 
     def _refetch(self, batch: dict[TopicPartition, list]) -> None:
         """A rebalance came while these records were fetched: they may belong to state that was
@@ -227,10 +234,10 @@ class Worker:
                 self.store.put(partition_of[key], key, session)
             pending.extend(await self._send_keyed(s.results_topic, [(r.session_id.encode(), r.encode())
                                                                     for r in out.results]))
-            pending.extend([await self._changelog_write(w) for w in self.store.take_writes()])
             self.counters["stale_frames"] += out.stale
             metrics.STALE_FRAMES.inc(out.stale)
-        await self._settle_later(pending, offsets)
+        self._uncommitted.update(offsets)
+        await self._settle_later(pending, None)
         if frames:
             self.counters["frames_in"] += len(frames)
             self.counters["results_out"] += len(out.results)
@@ -240,9 +247,20 @@ class Worker:
                 metrics.LATENCY.observe(max(0.0, (r.processed_ms - r.capture_ms) / 1000.0))
             metrics.ACTIVE_SESSIONS.set(len(self.store))
 
-    async def _settle_later(self, pending: list[asyncio.Future], offsets: dict[TopicPartition, int]) -> None:
-        """Commit ``offsets`` once ``pending`` is acknowledged and every earlier batch is committed.
-        At most ``MAX_INFLIGHT`` batches wait; a failed delivery stops the worker."""
+    async def flush(self) -> None:
+        """Write the changed sessions to the changelog, then (once they and everything sent before
+        are acknowledged) commit the offsets processed so far: the committed offsets and the
+        changelog always describe the same point of the stream."""
+        if not self._uncommitted:
+            return
+        pending = [await self._changelog_write(w) for w in self.store.take_writes()]
+        offsets, self._uncommitted = self._uncommitted, {}
+        await self._settle_later(pending, offsets)
+        self._next_flush = time.monotonic() + self.s.commit_interval_s
+
+    async def _settle_later(self, pending: list[asyncio.Future], offsets: dict[TopicPartition, int] | None) -> None:
+        """Await ``pending`` in the background, then commit ``offsets`` (if any) after every earlier
+        batch is settled. At most ``MAX_INFLIGHT`` batches wait; a failed delivery stops the worker."""
         while self._inflight and self._inflight[0].done():
             self._inflight.popleft().result()  # raises DeliveryError
         if len(self._inflight) >= MAX_INFLIGHT:
@@ -251,13 +269,14 @@ class Worker:
         self._inflight.append(asyncio.ensure_future(self._settle(prev, pending, offsets)))
 
     async def _settle(self, prev: asyncio.Task | None, pending: list[asyncio.Future],
-                      offsets: dict[TopicPartition, int]) -> None:
+                      offsets: dict[TopicPartition, int] | None) -> None:
         if prev is not None:
             await asyncio.shield(prev)  # its outcome is the loop's to report
         await self._delivered(pending)
-        await self._commit(offsets)
-        self._positions.update(offsets)
-        self._report_lag()
+        if offsets:
+            await self._commit(offsets)
+            self._positions.update(offsets)
+            self._report_lag()
 
     async def drain(self) -> None:
         """Wait until every batch sent is acknowledged and committed."""
