@@ -219,7 +219,7 @@ def bench_scaling(base: Settings, frames: list[LandmarkFrame]) -> list[Figure]:
     for workers in (1, 2, 4):
         s = _topic_settings(base, uuid.uuid4().hex[:6], partitions=4)
         ensure_topics(s)
-        n = _prefill(s, frames, 8, True)
+        n = _prefill(s, frames, 32, True)
         rate, _ = _worker_rate(s, n, workers)
         out.append(Figure("scaling", f"{workers} worker process(es), 4 partitions", rate, "frames/s",
                           note="device blendshapes; 2 cores"))
