@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import pstats
+import re
 import shutil
 import signal
 import subprocess
@@ -162,8 +163,40 @@ def _raw_consume_rate(s: Settings, n: int) -> float:
     return asyncio.run(run())
 
 
-def _worker_rate(s: Settings, n: int, workers: int = 1) -> tuple[float, float]:
-    """(frames/s from first to last result, start-up seconds) for ``workers`` worker processes."""
+def _spy(pid: int, out: Path) -> subprocess.Popen | None:
+    """py-spy sampling a process until it exits (folded stacks), or None where py-spy is missing."""
+    exe = Path(sys.executable).parent / "py-spy"
+    if not exe.exists():
+        return None
+    return subprocess.Popen([str(exe), "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
+                             "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def summarize_spy(folded: Path, top: int = 14) -> str:
+    """Where a process spent its samples: functions by own time, and facestream's by inclusive time."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in folded.read_text().splitlines():
+        if not line.strip():
+            continue
+        stack, count = line.rsplit(" ", 1)
+        frames, n = stack.split(";"), int(count)
+        total += n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for f in set(frames):
+            inclusive[f] = inclusive.get(f, 0) + n
+    ours = {f: v for f, v in inclusive.items() if any(p in f for p in ("processors/", "schemas/", "facestream/pacing"))}
+    lines = [f"{total} samples", "", "own time:"]
+    lines += [f"  {100 * v / total:5.1f}%  {f}" for f, v in sorted(own.items(), key=lambda x: -x[1])[:top]]
+    lines += ["", "facestream code, inclusive:"]
+    lines += [f"  {100 * v / total:5.1f}%  {f}" for f, v in sorted(ours.items(), key=lambda x: -x[1])[:top]]
+    return "\n".join(lines)
+
+
+def _worker_rate(s: Settings, n: int, workers: int = 1, profile: Path | None = None) -> tuple[float, float]:
+    """(frames/s from first to last result, start-up seconds) for ``workers`` worker processes;
+    with ``profile``, the first worker's py-spy summary is written there."""
     from kafka import KafkaConsumer
 
     env = {**os.environ, **settings_env(s)}
@@ -173,6 +206,8 @@ def _worker_rate(s: Settings, n: int, workers: int = 1) -> tuple[float, float]:
         e = {**env, "FACESTREAM_WORKER_INSTANCE_ID": f"bench-{i}"}
         procs.append(subprocess.Popen([sys.executable, "-m", "facestream.cli", "worker", "--loglevel", "warning"],
                                       env=e, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT))
+    folded = OUT / "worker.folded"
+    spy = _spy(procs[0].pid, folded) if profile else None
     c = KafkaConsumer(s.results_topic, bootstrap_servers=s.bootstrap, auto_offset_reset="earliest", group_id=None)
     got, first = 0, None
     try:
@@ -187,6 +222,13 @@ def _worker_rate(s: Settings, n: int, workers: int = 1) -> tuple[float, float]:
         for p in procs:
             p.wait(30)
     end = time.monotonic()
+    if spy is not None and profile is not None:
+        try:
+            spy.wait(60)
+            profile.write_text(summarize_spy(folded) + "\n")
+        except (subprocess.TimeoutExpired, OSError, ValueError) as exc:
+            profile.write_text(f"py-spy gave no profile: {exc}\n")
+        folded.unlink(missing_ok=True)
     return got / (end - (first or end)), (first or end) - t0
 
 
@@ -205,7 +247,8 @@ def bench_processor(base: Settings, frames: list[LandmarkFrame], copies: int = 3
         ensure_topics(s)
         n = _prefill(s, frames, copies, device)
         raw = _raw_consume_rate(s, n)
-        rate, startup = _worker_rate(s, n)
+        tag = "device-blendshapes" if device else "landmarks-only"
+        rate, startup = _worker_rate(s, n, profile=OUT / f"worker-profile-{tag}.txt")
         kind = "with device blendshapes" if device else "landmarks only (server-side blendshapes)"
         out.append(Figure("processor", f"one worker, {kind}", rate, "frames/s", ">= 5000",
                           rate >= 5000, f"{n} frames, start-up {startup:.1f} s"))
@@ -448,6 +491,14 @@ def bench_memory(base: Settings, frames: list[LandmarkFrame]) -> list[Figure]:
 SECTIONS = ("edge", "processor", "latency", "store", "memory", "scaling")
 
 
+def _shortfall(f: dict) -> str:
+    """How far a missed figure is from its target, e.g. " (0.62x the target)"."""
+    m = re.match(r"\s*[<>]=\s*([\d,.]+)", f["target"])
+    if not m or not f["value"]:
+        return ""
+    return f" ({f['value'] / float(m.group(1).replace(',', '')):.2f}x the target)"
+
+
 def write(figures: list[Figure], machine: dict, profile: str | None) -> Path:
     """Write this run's sections as JSON, then the README table from every section's latest JSON
     (so running one section keeps the others' figures, each with its own machine and commit)."""
@@ -471,11 +522,14 @@ def write(figures: list[Figure], machine: dict, profile: str | None) -> Path:
         m = data["machine"]
         runs[f"{m['date']} {m['commit']}"] = m
         for f in data["figures"]:
-            met = "" if f["met"] is None else ("yes" if f["met"] else "**no**")
+            met = "" if f["met"] is None else ("yes" if f["met"] else f"**no**{_shortfall(f)}")
             lines.append(f"| {section} | {f['name']} | {f['value']:,.2f} {f['unit']} | {f['target']} | {met} | "
                          f"{f['note']} | {m['date']} `{m['commit']}` |")
     lines += ["", "Runs: " + "; ".join(f"{k}: {m['cpu']}, {m['cores']} cores, broker {m['broker']}"
                                        for k, m in runs.items())]
+    for spy in sorted(OUT.glob("worker-profile-*.txt")):
+        lines += ["", f"## py-spy: one worker process through the processor run ({spy.stem.split('-', 2)[2]})", "",
+                  "```", spy.read_text().strip(), "```"]
     if (OUT / "profile.txt").exists():
         lines += ["", "## Profile: a landmark-only batch of 256 frames through FrameProcessor.process (x5)", "",
                   "```", (OUT / "profile.txt").read_text().strip(), "```", ""]
