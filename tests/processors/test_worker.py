@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -113,3 +114,30 @@ def test_killed_worker_resumes_the_face_session_from_the_changelog(
     assert resumed.blinks >= last.blinks
     # A fresh session starts its engagement at 0; a resumed one carries on smoothly.
     assert abs(resumed.engagement - last.engagement) < 0.1
+
+
+def test_stopped_worker_commits_everything_so_a_successor_replays_nothing(
+        make_settings, start_worker, collect, wolfgang_frames):
+    # A clean stop (SIGTERM) flushes the changelog and commits every processed offset: the next
+    # worker neither re-emits results nor loses the session (commits otherwise come every 0.2 s).
+    s = make_settings(session_gap_s=120.0, worker_instance_id="worker-0", commit_interval_s=30.0)
+    first = start_worker(s)
+    frames = [f for f in wolfgang_frames if f.track_id == 0][:120]
+    publisher = Publisher(s)
+    for f in frames[:100]:
+        publisher.send(f)
+    publisher.flush()
+    sid = frames[0].session_id
+    collect(s, lambda r, sm: len(_by_seq(r, sid)) >= 100, timeout_s=90)
+    first.kill(signal.SIGTERM)
+    assert first.proc.returncode == 0, first.output()[-2000:]
+
+    start_worker(s)
+    for f in frames[100:]:
+        publisher.send(f)
+    publisher.flush()
+    publisher.close()
+    results, _ = collect(s, lambda r, sm: len(_by_seq(r, sid)) >= len(frames), timeout_s=90, quiet_s=3.0)
+    mine = [r for r in results if r.session_id == sid]
+    assert len(mine) == len(frames), "no frame was processed twice"
+    assert _by_seq(mine, sid)[frames[100].seq].session_frame == 100, "the session went on"
