@@ -168,7 +168,8 @@ def _spy(pid: int, out: Path) -> subprocess.Popen | None:
     exe = Path(sys.executable).parent / "py-spy"
     if not exe.exists():
         return None
-    return subprocess.Popen([str(exe), "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
+    # --nonblocking: sample without pausing the worker, which would slow what is being measured.
+    return subprocess.Popen([str(exe), "record", "--nonblocking", "--pid", str(pid), "--rate", "200", "--format", "raw",
                              "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
