@@ -48,8 +48,12 @@ def _machine() -> dict:
                    if line.startswith("model name"))
     except (OSError, StopIteration):
         cpu = platform.processor()
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
+    commit = subprocess.run(["git", "describe", "--always"], capture_output=True, text=True,
                             cwd=ROOT).stdout.strip() or "unknown"
+    # Uncommitted code changes make a figure unattributable; the results files themselves do not.
+    changed = subprocess.run(["git", "status", "--porcelain", "--", ".", ":!bench/results"], capture_output=True,
+                             text=True, cwd=ROOT).stdout.strip()
+    commit += "-dirty" if changed else ""
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "commit": commit,
             "broker": "noida-db 0.2.3 (embedded)", "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
