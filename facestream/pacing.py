@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
+from kafka import KafkaConsumer
 
 WINDOW_MS = 1  # how long a poll waits for a fetch in flight: a local round trip or two
 
@@ -60,3 +61,20 @@ async def paced_getmany(consumer: AIOKafkaConsumer, pacer: Pacer, max_records: i
         consumer.pause(*consumer.assignment())
         pacer.resume_at = time.monotonic() + pause
     return batch
+
+
+def paced_poll(consumer: KafkaConsumer, pacer: Pacer, max_records: int, timeout_ms: int) -> dict:
+    """kafka-python's ``poll`` with the same pacing (the pause is slept in this thread).
+    ``timeout_ms`` is used only with pacing off."""
+    if pacer.max_pause_s <= 0:
+        return consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+    wait = pacer.resume_at - time.monotonic()
+    if wait > 0:
+        time.sleep(wait)
+    consumer.resume(*(consumer.paused() & consumer.assignment()))
+    polled = consumer.poll(timeout_ms=WINDOW_MS, max_records=max_records)
+    pause = pacer.data(sum(map(len, polled.values())) >= max_records) if polled else pacer.empty()
+    if pause:
+        consumer.pause(*consumer.assignment())
+        pacer.resume_at = time.monotonic() + pause
+    return polled

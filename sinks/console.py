@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from kafka import KafkaConsumer
 from rich.console import Console
 
+from facestream.pacing import Pacer, paced_poll
 from facestream.settings import Settings
 from schemas import FACE_RESULT, SESSION_SUMMARY, FaceResult, PayloadError, SessionSummary, peek_header
 from schemas.codec import decode
@@ -70,9 +71,10 @@ def watch(
     )
     seconds: dict[str, _Second] = defaultdict(_Second)
     tick = time.monotonic()
+    pacer = Pacer(max_pause_s=settings.fetch_idle_max_s)
     try:
         while not stop():
-            for records in consumer.poll(timeout_ms=200).values():
+            for records in paced_poll(consumer, pacer, 500, 200).values():
                 for m in records:
                     try:
                         kind, _ = peek_header(m.value)

@@ -23,7 +23,7 @@ from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError
 
 from facestream import metrics
-from facestream.pacing import WINDOW_MS, Pacer
+from facestream.pacing import Pacer, paced_poll
 from facestream.settings import Settings
 from schemas import FaceResult, SessionSummary
 from schemas.errors import PayloadError
@@ -200,27 +200,17 @@ class StoreSink:
                 lag += max(0, end - consumer.position(tp))
         metrics.CONSUMER_LAG.labels("sink").set(lag)
 
-    @staticmethod
-    def _pause(consumer: KafkaConsumer, seconds: float) -> None:
-        """Stop fetching for ``seconds`` (facestream.pacing: brokers that answer empty fetches at
-        once would otherwise keep the consumer spinning)."""
-        tps = consumer.assignment()
-        consumer.pause(*tps)
-        time.sleep(seconds)
-        consumer.resume(*(consumer.paused() & consumer.assignment()))
-
     def run(self) -> SinkStats:
         consumer = self._consumer()
+        # Polls are short (facestream.pacing); a batch is gathered over several of them.
         pacer = Pacer(max_pause_s=self.s.fetch_idle_max_s)
-        # With pacing, polls are short and a batch is gathered over several of them.
-        poll_ms = WINDOW_MS if pacer.max_pause_s > 0 else int(self.s.sink_batch_within_s * 1000)
         results: list[FaceResult] = []
         summaries: list[SessionSummary] = []
         first: float | None = None  # when the batch being gathered got its first record
         try:
             while not self.stop.is_set():
-                polled = consumer.poll(timeout_ms=poll_ms,
-                                       max_records=max(1, self.s.sink_batch_size - len(results) - len(summaries)))
+                polled = paced_poll(consumer, pacer, max(1, self.s.sink_batch_size - len(results) - len(summaries)),
+                                    int(self.s.sink_batch_within_s * 1000))
                 for tp, messages in polled.items():
                     for m in messages:
                         try:
@@ -237,11 +227,6 @@ class StoreSink:
                 self._report_lag(consumer)
                 if polled:
                     first = first or time.monotonic()
-                if pacer.max_pause_s > 0:
-                    n = sum(map(len, polled.values()))
-                    pause = pacer.data(n >= self.s.sink_batch_size) if n else pacer.empty()
-                    if pause:
-                        self._pause(consumer, pause)
                 if first is None or (len(results) + len(summaries) < self.s.sink_batch_size
                                      and time.monotonic() - first < self.s.sink_batch_within_s):
                     continue

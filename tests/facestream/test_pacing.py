@@ -47,3 +47,28 @@ def test_records_sent_while_paused_are_delivered_in_order(bootstrap):
 
     got = asyncio.run(run())
     assert got == [b"first"] + [f"m{i}".encode() for i in range(5, 200, 20)][:10]
+
+
+@pytest.mark.integration
+def test_paced_poll_delivers_what_arrives_while_paused(bootstrap):
+    from kafka import KafkaConsumer, KafkaProducer
+
+    from facestream.pacing import paced_poll
+
+    topic = f"pacing-sync-{uuid.uuid4().hex[:8]}"
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    producer.send(topic, b"first").get(30)
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
+    pacer = Pacer(max_pause_s=0.05)
+    got: list[bytes] = []
+    try:
+        for i in range(400):
+            got += [m.value for recs in paced_poll(consumer, pacer, 100, 100).values() for m in recs]
+            if i % 40 == 5:
+                producer.send(topic, f"m{i}".encode()).get(30)
+            if len(got) == 6:
+                break
+    finally:
+        consumer.close()
+        producer.close()
+    assert got == [b"first"] + [f"m{i}".encode() for i in range(5, 400, 40)][:5]
