@@ -1,9 +1,9 @@
 """The stream worker: frames topic -> per-face sessions -> results, summaries and dead letters.
 
 A plain aiokafka consumer group with a batch loop (``getmany``), not Faust's per-event streams:
-on this machine a Faust agent that only decodes reaches ~0.26 of the raw aiokafka consume rate
-on the same topic, below the 0.5 the processor must reach with all its work included
-(bench/results/README.md). What Faust gave us is kept, explicitly:
+on this machine a Faust agent that only decodes reached ~0.26 of the raw aiokafka consume rate
+on the same topic (README, "Results"), below the 0.5 the processor should reach with all its work
+included. What Faust gave us is kept, explicitly:
 
 * State: a session per face in memory, made durable in a changelog topic (``processors.state``),
   restored for each partition the worker is assigned before its frames are read.
