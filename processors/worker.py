@@ -22,7 +22,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -59,8 +59,8 @@ class _Rebalance(ConsumerRebalanceListener):
         self.worker = worker
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        # Waits for the batch in flight (it commits under the lock); state is kept until the
-        # new assignment is known, so partitions that stay here need no restore.
+        # Writes the changed sessions and commits what was processed before the partitions move;
+        # state is kept until the new assignment is known, so partitions that stay need no restore.
         async with self.worker.lock:
             self.worker.generation += 1
             await self.worker.flush()
@@ -80,7 +80,6 @@ class Worker:
         self.store = SessionStore()
         self.lock = asyncio.Lock()  # a batch, a sweep and a rebalance never interleave
         self.generation = 0  # bumped by every revocation: fetched records before it are stale
-        self.counters: Counter[str] = Counter()
         self.changelog = changelog_topic(settings.app_id)
         self.ready = asyncio.Event()
         self._rebalanced_ms = _now_ms()
@@ -234,13 +233,10 @@ class Worker:
                 self.store.put(partition_of[key], key, session)
             pending.extend(await self._send_keyed(s.results_topic, [(r.session_id.encode(), r.encode())
                                                                     for r in out.results]))
-            self.counters["stale_frames"] += out.stale
             metrics.STALE_FRAMES.inc(out.stale)
         self._uncommitted.update(offsets)
         await self._settle_later(pending, None)
         if frames:
-            self.counters["frames_in"] += len(frames)
-            self.counters["results_out"] += len(out.results)
             metrics.FRAMES_IN.labels("worker").inc(len(frames))
             metrics.RESULTS_OUT.labels("worker").inc(len(out.results))
             for r in out.results:
@@ -248,12 +244,13 @@ class Worker:
             metrics.ACTIVE_SESSIONS.set(len(self.store))
 
     async def flush(self) -> None:
-        """Write the changed sessions to the changelog, then (once they and everything sent before
-        are acknowledged) commit the offsets processed so far: the committed offsets and the
-        changelog always describe the same point of the stream."""
-        if not self._uncommitted:
+        """Write the changed (and closed) sessions to the changelog, then (once they and everything
+        sent before are acknowledged) commit the offsets processed so far: the committed offsets and
+        the changelog always describe the same point of the stream."""
+        writes = self.store.take_writes()
+        if not writes and not self._uncommitted:
             return
-        pending = [await self._changelog_write(w) for w in self.store.take_writes()]
+        pending = [await self._changelog_write(w) for w in writes]
         offsets, self._uncommitted = self._uncommitted, {}
         await self._settle_later(pending, offsets)
         self._next_flush = time.monotonic() + self.s.commit_interval_s
@@ -311,7 +308,6 @@ class Worker:
 
     async def _dead_letter(self, payload: bytes | None, exc: PayloadError) -> asyncio.Future:
         assert self._producer is not None
-        self.counters[f"dead_letter:{exc.reason}"] += 1
         metrics.DEAD_LETTERS.labels("worker", exc.reason).inc()
         log.warning("refused a frame: %s", exc.reason)  # the reason only: never landmarks in logs
         return await self._producer.send(
@@ -359,9 +355,8 @@ class Worker:
             pending.append(await self._producer.send(self.s.summaries_topic, summary.encode(),
                                                      key=summary.session_id.encode()))
             self.store.delete(p, key)
-        pending.extend([await self._changelog_write(w) for w in self.store.take_writes()])
-        await self._delivered(pending)
-        self.counters["sessions_closed"] += len(idle)
+        await self._settle_later(pending, None)
+        await self.flush()  # the tombstones, with the offsets they belong to
         metrics.ACTIVE_SESSIONS.set(len(self.store))
 
     def _report_lag(self) -> None:
