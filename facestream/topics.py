@@ -6,7 +6,6 @@ import logging
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
-from kafka.partitioner.default import murmur2
 
 from facestream.settings import Settings
 
@@ -59,9 +58,3 @@ def ensure_topics(s: Settings, timeout_s: float = 30.0) -> list[str]:
         return created
     finally:
         admin.close()
-
-
-def partition_for(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default (murmur2) partitioner picks for ``key``: the same in
-    kafka-python, aiokafka and the Java client."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
