@@ -43,6 +43,21 @@ class Pacer:
         self._pause_s = min(self.max_pause_s, max(self.min_pause_s, self._pause_s * 2))
         return self._pause_s
 
+    def wait_s(self) -> float:
+        """What is left of the current pause."""
+        return max(0.0, self.resume_at - time.monotonic())
+
+    def resume(self, consumer: AIOKafkaConsumer | KafkaConsumer) -> None:
+        # Only what is still assigned and paused: a rebalance may have come meanwhile.
+        consumer.resume(*(consumer.paused() & consumer.assignment()))
+
+    def after(self, consumer: AIOKafkaConsumer | KafkaConsumer, batch: dict, max_records: int) -> None:
+        """Pause fetching as ``batch`` calls for; the pause overlaps the caller's processing."""
+        pause = self.data(sum(map(len, batch.values())) >= max_records) if batch else self.empty()
+        if pause:
+            consumer.pause(*consumer.assignment())
+            self.resume_at = time.monotonic() + pause
+
 
 async def paced_getmany(consumer: AIOKafkaConsumer, pacer: Pacer, max_records: int,
                         ) -> dict[TopicPartition, list[ConsumerRecord]]:
@@ -50,16 +65,11 @@ async def paced_getmany(consumer: AIOKafkaConsumer, pacer: Pacer, max_records: i
     the pause overlaps the caller's processing; the next call waits out what is left of it."""
     if pacer.max_pause_s <= 0:  # pacing off: the broker holds empty fetches itself
         return await consumer.getmany(timeout_ms=100, max_records=max_records)
-    wait = pacer.resume_at - time.monotonic()
-    if wait > 0:
+    if wait := pacer.wait_s():
         await asyncio.sleep(wait)
-    # Only what is still assigned and paused: a rebalance may have come meanwhile.
-    consumer.resume(*(consumer.paused() & consumer.assignment()))
+    pacer.resume(consumer)
     batch = await consumer.getmany(timeout_ms=WINDOW_MS, max_records=max_records)
-    pause = pacer.data(sum(map(len, batch.values())) >= max_records) if batch else pacer.empty()
-    if pause:
-        consumer.pause(*consumer.assignment())
-        pacer.resume_at = time.monotonic() + pause
+    pacer.after(consumer, batch, max_records)
     return batch
 
 
@@ -68,13 +78,9 @@ def paced_poll(consumer: KafkaConsumer, pacer: Pacer, max_records: int, timeout_
     ``timeout_ms`` is used only with pacing off."""
     if pacer.max_pause_s <= 0:
         return consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
-    wait = pacer.resume_at - time.monotonic()
-    if wait > 0:
+    if wait := pacer.wait_s():
         time.sleep(wait)
-    consumer.resume(*(consumer.paused() & consumer.assignment()))
+    pacer.resume(consumer)
     polled = consumer.poll(timeout_ms=WINDOW_MS, max_records=max_records)
-    pause = pacer.data(sum(map(len, polled.values())) >= max_records) if polled else pacer.empty()
-    if pause:
-        consumer.pause(*consumer.assignment())
-        pacer.resume_at = time.monotonic() + pause
+    pacer.after(consumer, polled, max_records)
     return polled
