@@ -475,11 +475,12 @@ def bench_memory(base: Settings, frames: list[LandmarkFrame]) -> list[Figure]:
     from kafka import KafkaProducer
 
     from processors.pipeline import FrameProcessor
+    from processors.state import dump_session
 
     fp = FrameProcessor()
     out_ = fp.process(frames[:60], {})
     state = next(iter(out_.sessions.values()))
-    size = len(json.dumps(state.to_dict(), separators=(",", ":")).encode())
+    size = len(dump_session(state))
     out = [Figure("memory", "state per face session (changelog value)", size / 1024, "KB", "<= 50", size / 1024 <= 50)]
     s = _topic_settings(base, uuid.uuid4().hex[:6])
     ensure_topics(s)
