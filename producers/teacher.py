@@ -49,21 +49,36 @@ def face_crop(image: np.ndarray, landmarks: np.ndarray, margin: float = CROP_MAR
     return crop.astype(np.float32)
 
 
-def _session(path: Path, threads: int) -> ort.InferenceSession:
+# The expression network's pooled features (input of its last Gemm): the teacher's embedding.
+EMBEDDING = "flat_76"
+EMBEDDING_SIZE = 256
+
+
+def _session(path: Path, threads: int, extra_output: str | None = None) -> ort.InferenceSession:
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run `python scripts/convert_face_api.py`")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    if extra_output is None:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    import onnx
+
+    # Expose an inner tensor as a second output of the same graph: one pass gives both.
+    model = onnx.load(str(path))
+    model.graph.output.append(onnx.helper.make_tensor_value_info(extra_output, onnx.TensorProto.FLOAT, None))
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
 class Teacher:
     """Both face-api networks on onnxruntime's CPU provider; one call per batch of crops."""
 
-    def __init__(self, models: Path = MODELS, threads: int = 1, age_gender: bool = True) -> None:
-        self._expr = _session(models / "face_expression.onnx", threads)
+    def __init__(self, models: Path = MODELS, threads: int = 1, age_gender: bool = True,
+                 human_head: bool = False) -> None:
+        self._expr = _session(models / "face_expression.onnx", threads, extra_output=EMBEDDING)
         self._ag = _session(models / "age_gender.onnx", threads) if age_gender else None
+        # The image path's head fitted to people's labels (``facestream train``).
+        self._head = _session(models / "image_expression_head.onnx", threads) if human_head else None
 
     @staticmethod
     def _batch(crops: np.ndarray | list[np.ndarray]) -> np.ndarray:
@@ -82,6 +97,25 @@ class Teacher:
     def expressions(self, crops: np.ndarray | list[np.ndarray]) -> np.ndarray:
         """[N, 7] probabilities in ``EMOTIONS`` order."""
         return self.face_api_expressions(crops)[:, _TO_EMOTIONS]
+
+    def expressions_and_embedding(self, crops: np.ndarray | list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """([N, 7] probabilities in ``EMOTIONS`` order, [N, 256] the network's pooled features),
+        from one pass: the embedding is what a head trained on human labels reads."""
+        x = self._batch(crops)
+        if len(x) == 0:
+            return np.zeros((0, 7), np.float32), np.zeros((0, EMBEDDING_SIZE), np.float32)
+        probs, emb = self._expr.run(["probabilities", EMBEDDING], {"image": x})
+        return probs[:, _TO_EMOTIONS], emb.reshape(len(x), -1)
+
+    def judged_expressions(self, crops: np.ndarray | list[np.ndarray]) -> np.ndarray:
+        """[N, 7] in ``EMOTIONS`` order: the teacher averaged with the head fitted to people's
+        labels on its embedding (what ``/v1/faces`` answers; ``reports/model_card.md``)."""
+        if self._head is None:
+            raise RuntimeError("this Teacher was created with human_head=False")
+        probs, emb = self.expressions_and_embedding(crops)
+        if len(probs) == 0:
+            return probs
+        return self._head.run(["probabilities"], {"embedding": emb, "teacher": probs})[0]
 
     def age_gender(self, crops: np.ndarray | list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(age [N] in years, probability of male [N]); face-api calls a face male when > 0.5."""
