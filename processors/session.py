@@ -28,8 +28,6 @@ class FaceSession:
     sums: list[float] = field(default_factory=lambda: [0.0] * 5)  # amusement..engagement
     maxes: list[float] = field(default_factory=lambda: [0.0] * 3)  # amusement, surprise, confusion
     cues: CueState | None = None
-    # Moving average of the blendshapes (52), for the emotion student's temporal deltas.
-    bs_average: list[float] | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -39,6 +37,8 @@ class FaceSession:
     @classmethod
     def from_dict(cls, d: dict) -> "FaceSession":
         d = dict(d)
+        # Sessions written before the student read only still-image features carried this.
+        d.pop("bs_average", None)
         cues = d.pop("cues", None)
         return cls(**d, cues=None if cues is None else CueState(**cues))
 

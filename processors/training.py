@@ -1,20 +1,29 @@
-"""Fit the landmark-only emotion student to the image teacher's probabilities; export to ONNX.
+"""Fit the landmark emotion student and the Mojo cue heads to people's labels; export to ONNX.
 
-The student is a one-hidden-layer network (224 -> 32 ReLU -> 7 softmax) over
-``processors.features.expression.student_features``, fitted by L-BFGS (scipy) to minimise the
-cross-entropy to the teacher's soft labels, with L2 weight decay. Each person's rows weigh
-1/sqrt(rows of that person) so one long video does not drown everyone else. Training rows are
-augmented in landmark space: random 3D head rotations, scale, shift and jitter, after which the
-blendshapes are recomputed from the moved landmarks by the same ONNX model the processor uses.
+Data: ``producers.labelled`` datasets (photos that people labelled: 8 emotion classes, and/or
+smile yes/no). Every model reads the same landmark-only features
+(``processors.features.expression.student_features``: the aligned 468-point mesh and the 52
+blendshapes), projected onto the mesh's first ``COMPONENTS`` principal components (the
+blendshapes pass through), standardised, then:
 
-The cues amusement and surprise are calibrated against the teacher: a logistic map per cue from
-its transparent evidence to the teacher's happy / surprise probability (Platt scaling).
+* ``emotion``: 7-way softmax, fitted to ``alpha`` x the human label + (1 - alpha) x the image
+  teacher's probabilities, each labelled row weighted by the inverse frequency of its class so
+  sadness and disgust count as much as neutral and happy (rows without an emotion label teach
+  only through the teacher, when alpha < 1);
+* ``joy``: P(people see joy: a happy label or a smile), balanced classes;
+* ``surprise``: P(people label the face surprised), balanced classes.
+
+Heads are linear (``hidden=0``) or one ReLU layer, fitted by L-BFGS (scipy) on the cross-entropy
+with L2 weight decay. Training rows are augmented in landmark space: random 3D head rotations,
+scale, shift and jitter, after which the blendshapes are recomputed from the moved landmarks by
+the same ONNX model the processor uses.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,17 +31,35 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from scipy.optimize import minimize
 
-from processors import cues as cue_fns
 from processors.features.blendshapes import BlendshapeModel
-from processors.features.expression import NUM_FEATURES, aligned_shape, sequence_deltas, student_features
-from processors.features.eyes import gaze
-from processors.features.pose import head_pose, to_pixel_space
-from producers.dataset import Dataset
+from processors.features.expression import NUM_FEATURES, aligned_mesh, aligned_shape, student_features
+from processors.features.pose import rotation_to_face, to_pixel_space
+from producers.labelled import LabelledDataset
 from schemas.records import EMOTIONS
 
-HIDDEN = 32
-L2 = 1e-3
-MAX_ITER = 300
+COMPONENTS = 80
+MESH_DIMS = NUM_FEATURES - 52
+MAX_ITER = 250
+
+
+@dataclass(frozen=True)
+class HeadParams:
+    hidden: int = 0
+    l2: float = 1e-3
+    max_iter: int = MAX_ITER
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """What ``facestream train`` fits; the model card compares the alternatives."""
+
+    emotion: HeadParams = HeadParams(hidden=0, l2=1e-3)
+    alpha: float = 1.0  # weight of the human label against the teacher's soft label
+    joy: HeadParams = HeadParams(hidden=0, l2=1e-3)
+    surprise: HeadParams = HeadParams(hidden=0, l2=1e-2)
+    components: int = COMPONENTS
+    copies: int = 1  # augmented copies per training row
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -76,178 +103,316 @@ def augment_landmarks(points_px: np.ndarray, width: np.ndarray, height: np.ndarr
     return moved.astype(np.float32)
 
 
-def deltas_of(ds: Dataset) -> np.ndarray:
-    """[N, 52] temporal deltas of each row within its video sequence (0 for stills)."""
-    out = np.zeros_like(ds.blendshapes)
-    for seq in np.unique(ds.sequence):
-        idx = np.flatnonzero(ds.sequence == seq)
-        if len(idx) > 1:
-            idx = idx[np.argsort(ds.frame[idx])]
-            out[idx] = sequence_deltas(ds.blendshapes[idx], ds.time_ms[idx])
-    return out
+
+def featurise(points_px: np.ndarray, blendshapes: np.ndarray) -> np.ndarray:
+    """[N, 478, 3] pixel-space landmarks, [N, 52] blendshapes -> [N, 1456] student features."""
+    return student_features(aligned_mesh(points_px, rotation_to_face(points_px) if len(points_px) else None),
+                            blendshapes)
 
 
-def features_of(ds: Dataset, model: BlendshapeModel, rng: np.random.Generator | None = None,
-                aug: Augment | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Student features [M, 224] and the row of ``ds`` each came from [M]. With ``aug``, each
-    row also yields ``aug.copies`` moved copies whose blendshapes are recomputed."""
+def features_of(ds: LabelledDataset, model: BlendshapeModel, rng: np.random.Generator | None = None,
+                aug: Augment | None = None, copies: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Student features [M, 1456] and the row of ``ds`` each came from [M]: the rows themselves,
+    then ``copies`` moved copies of each whose blendshapes are recomputed."""
     px = to_pixel_space(ds.landmarks, ds.width, ds.height)
-    delta = deltas_of(ds)
-    feats = [student_features(aligned_shape(px), ds.blendshapes, delta)]
-    rows = [np.arange(len(ds))]
-    if aug is not None and aug.copies:
-        assert rng is not None
-        for _ in range(aug.copies):
-            moved = augment_landmarks(px, ds.width, ds.height, rng, aug)
-            scale = np.stack([ds.width, ds.height, ds.width], 1)[:, None, :]
-            bs = model.predict(moved / scale, ds.width, ds.height)
-            feats.append(student_features(aligned_shape(moved), bs, delta))
-            rows.append(np.arange(len(ds)))
+    feats, rows = [featurise(px, ds.blendshapes)], [np.arange(len(ds))]
+    for _ in range(copies):
+        assert rng is not None and aug is not None
+        moved = augment_landmarks(px, ds.width, ds.height, rng, aug)
+        scale = np.stack([ds.width, ds.height, ds.width], 1)[:, None, :]
+        feats.append(featurise(moved, model.predict(moved / scale, ds.width, ds.height)))
+        rows.append(np.arange(len(ds)))
     return np.concatenate(feats), np.concatenate(rows)
 
 
-@dataclass
-class Student:
-    """Weights of the fitted network and the input standardisation."""
+def compact_features(x: np.ndarray) -> np.ndarray:
+    """[N, 1456] -> [N, 172]: the 40 expression-bearing points of ``SHAPE_POINTS`` and the
+    blendshapes, the smaller feature set the card compares against."""
+    from processors.features.expression import MESH_POINTS, SHAPE_POINTS
 
-    mean: np.ndarray  # [224]
-    std: np.ndarray  # [224]
-    w1: np.ndarray  # [224, H]
-    b1: np.ndarray  # [H]
-    w2: np.ndarray  # [H, 7]
-    b2: np.ndarray  # [7]
+    pos = np.searchsorted(MESH_POINTS, SHAPE_POINTS)
+    cols = (3 * pos[:, None] + np.arange(3)).ravel()
+    return np.concatenate([x[:, cols], x[:, MESH_DIMS:]], axis=1)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """The mesh part of the features onto its principal components; blendshapes unchanged."""
+
+    mean: np.ndarray  # [1404]
+    basis: np.ndarray  # [1404, C]
+
+    @classmethod
+    def fit(cls, x: np.ndarray, components: int) -> "Projection":
+        mesh = x[:, :MESH_DIMS].astype(np.float64)
+        mean = mesh.mean(axis=0)
+        _, _, vt = np.linalg.svd(mesh - mean, full_matrices=False)
+        return cls(mean.astype(np.float32), vt[:components].T.astype(np.float32))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """[N, 1456] -> [N, C + 52]."""
+        return np.concatenate([(x[:, :MESH_DIMS] - self.mean) @ self.basis, x[:, MESH_DIMS:]], axis=1)
+
+
+@dataclass
+class Head:
+    """A fitted softmax head: standardisation, optional ReLU layer, output layer."""
+
+    mean: np.ndarray  # [D]
+    std: np.ndarray  # [D]
+    w2: np.ndarray  # [H or D, K]
+    b2: np.ndarray  # [K]
+    w1: np.ndarray | None = None  # [D, H]
+    b1: np.ndarray | None = None  # [H]
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """[N, 224] features -> [N, 7] probabilities (numpy; the ONNX export computes the same)."""
-        h = np.maximum((x - self.mean) / self.std @ self.w1 + self.b1, 0.0)
+        """[N, D] -> [N, K] probabilities (numpy; the ONNX export computes the same)."""
+        h = (x - self.mean) / self.std
+        if self.w1 is not None:
+            h = np.maximum(h @ self.w1 + self.b1, 0.0)
         z = h @ self.w2 + self.b2
         z = np.exp(z - z.max(axis=1, keepdims=True))
         return z / z.sum(axis=1, keepdims=True)
 
 
-def _unpack(theta: np.ndarray, d: int, h: int, k: int):
-    i = 0
-    w1 = theta[i:i + d * h].reshape(d, h); i += d * h
-    b1 = theta[i:i + h]; i += h
-    w2 = theta[i:i + h * k].reshape(h, k); i += h * k
-    return w1, b1, w2, theta[i:i + k]
+def fit(x: np.ndarray, target: np.ndarray, weight: np.ndarray, p: HeadParams = HeadParams(),
+        seed: int = 0) -> Head:
+    """Minimise sum_i weight_i * CE(target_i, softmax(net(x_i))) / sum(weight) + l2 * |W|^2.
 
-
-def fit(x: np.ndarray, target: np.ndarray, weight: np.ndarray, seed: int = 0,
-        hidden: int = HIDDEN, l2: float = L2, max_iter: int = MAX_ITER) -> Student:
-    """Minimise sum_i weight_i * CE(target_i, softmax(net(x_i))) / sum(weight) + l2 * |W|^2."""
+    x [N, D], target [N, K] (rows are distributions), weight [N] >= 0."""
     mean = x.mean(axis=0)
     std = x.std(axis=0) + 1e-3
     xs = ((x - mean) / std).astype(np.float64)
     n, d = xs.shape
-    k = target.shape[1]
+    k, h = target.shape[1], p.hidden
     wn = (weight / weight.sum())[:, None]
     rng = np.random.default_rng(seed)
-    theta0 = np.concatenate([rng.normal(0, np.sqrt(2.0 / d), d * hidden), np.zeros(hidden),
-                             rng.normal(0, np.sqrt(1.0 / hidden), hidden * k), np.zeros(k)])
+    shapes = [(d, h), (h,), (h, k), (k,)] if h else [(d, k), (k,)]
+    theta0 = np.concatenate([rng.normal(0, np.sqrt(2.0 / d), d * h), np.zeros(h),
+                             rng.normal(0, np.sqrt(1.0 / h), h * k), np.zeros(k)]) if h else np.zeros(d * k + k)
+
+    def unpack(theta: np.ndarray) -> list[np.ndarray]:
+        out, i = [], 0
+        for shape in shapes:
+            size = int(np.prod(shape))
+            out.append(theta[i:i + size].reshape(shape))
+            i += size
+        return out
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        w1, b1, w2, b2 = _unpack(theta, d, hidden, k)
-        a = xs @ w1 + b1
-        h = np.maximum(a, 0.0)
-        z = h @ w2 + b2
+        parts = unpack(theta)
+        if h:
+            w1, b1, w2, b2 = parts
+            a = xs @ w1 + b1
+            hid = np.maximum(a, 0.0)
+        else:
+            w2, b2 = parts
+            hid = xs
+        z = hid @ w2 + b2
         z -= z.max(axis=1, keepdims=True)
         logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        value = -(wn * target * logp).sum() + l2 * ((w1**2).sum() + (w2**2).sum())
         dz = wn * (np.exp(logp) * target.sum(axis=1, keepdims=True) - target)
-        dw2 = h.T @ dz + 2 * l2 * w2
-        da = (dz @ w2.T) * (a > 0)
-        dw1 = xs.T @ da + 2 * l2 * w1
-        return value, np.concatenate([dw1.ravel(), da.sum(0), dw2.ravel(), dz.sum(0)])
+        grads = [hid.T @ dz + 2 * p.l2 * w2, dz.sum(0)]
+        value = -(wn * target * logp).sum() + p.l2 * (w2**2).sum()
+        if h:
+            da = (dz @ w2.T) * (a > 0)
+            grads = [xs.T @ da + 2 * p.l2 * w1, da.sum(0)] + grads
+            value += p.l2 * (w1**2).sum()
+        return value, np.concatenate([g.ravel() for g in grads])
 
-    res = minimize(loss, theta0, jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
-    w1, b1, w2, b2 = _unpack(res.x, d, hidden, k)
-    f32 = np.float32
-    return Student(mean.astype(f32), std.astype(f32), w1.astype(f32), b1.astype(f32), w2.astype(f32), b2.astype(f32))
+    res = minimize(loss, theta0, jac=True, method="L-BFGS-B", options={"maxiter": p.max_iter})
+    f32 = [a.astype(np.float32) for a in unpack(res.x)]
+    if h:
+        w1, b1, w2, b2 = f32
+        return Head(mean.astype(np.float32), std.astype(np.float32), w2, b2, w1, b1)
+    w2, b2 = f32
+    return Head(mean.astype(np.float32), std.astype(np.float32), w2, b2)
 
 
-def person_weights(person: np.ndarray) -> np.ndarray:
-    _, inverse, counts = np.unique(person, return_inverse=True, return_counts=True)
-    return 1.0 / np.sqrt(counts[inverse])
+def balanced_weights(labels: np.ndarray, k: int) -> np.ndarray:
+    """[N] class indices (-1: unlabelled) -> [N] weights n / (k_present * n_class); 0 unlabelled."""
+    has = labels >= 0
+    counts = np.bincount(labels[has], minlength=k).astype(np.float64)
+    present = max(int((counts > 0).sum()), 1)
+    per_class = np.where(counts > 0, has.sum() / (present * np.maximum(counts, 1)), 0.0)
+    return np.where(has, per_class[np.maximum(labels, 0)], 0.0)
 
 
-def train(ds: Dataset, seed: int = 0, aug: Augment = Augment(), model: BlendshapeModel | None = None) -> Student:
+def emotion_targets(ds: LabelledDataset, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Soft targets [N, 7] and weights [N]: labelled rows alpha x one-hot + (1 - alpha) x
+    teacher, class-balanced; unlabelled rows the teacher alone at weight 1 (0 when alpha is 1)."""
+    y = ds.label_index()
+    has = y >= 0
+    onehot = np.zeros((len(ds), len(EMOTIONS)))
+    onehot[has, y[has]] = 1.0
+    target = np.where(has[:, None], alpha * onehot + (1 - alpha) * ds.teacher, ds.teacher)
+    weight = np.where(has, balanced_weights(y, len(EMOTIONS)), 0.0 if alpha >= 1 else 1.0)
+    return target, weight
+
+
+def binary_targets(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[N] 1 / 0 / -1 -> targets [N, 2] (no, yes) and balanced weights [N] (0 where unknown)."""
+    yes = (labels == 1).astype(np.float64)
+    return np.stack([1 - yes, yes], axis=1), balanced_weights(labels, 2)
+
+
+def surprise_labels(ds: LabelledDataset) -> np.ndarray:
+    """[N] 1 surprised, 0 another emotion, -1 no emotion label."""
+    y = ds.label_index()
+    return np.where(y >= 0, (y == EMOTIONS.index("surprise")).astype(np.int64), -1)
+
+
+@dataclass
+class Models:
+    """Everything ``facestream train`` writes: one projection, three heads."""
+
+    projection: Projection
+    emotion: Head
+    joy: Head
+    surprise: Head
+    meta: dict = field(default_factory=dict)
+
+    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """[N, 1456] -> emotions [N, 7], P(joy) [N], P(surprise) [N]."""
+        z = self.projection(x)
+        return self.emotion.predict(z), self.joy.predict(z)[:, 1], self.surprise.predict(z)[:, 1]
+
+
+def fit_models(x: np.ndarray, rows: np.ndarray, ds: LabelledDataset, p: TrainParams = TrainParams()) -> Models:
+    """Fit the projection and the three heads on features ``x`` [M, 1456] of rows ``rows`` [M] of ``ds``."""
+    proj = Projection.fit(x, p.components)
+    z = proj(x)
+    heads = {}
+    for name, (target, weight), hp in (
+        ("emotion", emotion_targets(ds, p.alpha), p.emotion),
+        ("joy", binary_targets(ds.joy()), p.joy),
+        ("surprise", binary_targets(surprise_labels(ds)), p.surprise),
+    ):
+        keep = weight[rows] > 0
+        heads[name] = fit(z[keep], target[rows][keep], weight[rows][keep], hp, seed=p.seed)
+    return Models(proj, heads["emotion"], heads["joy"], heads["surprise"])
+
+
+def train(ds: LabelledDataset, p: TrainParams = TrainParams(), aug: Augment = Augment(),
+          model: BlendshapeModel | None = None) -> Models:
     """Augment, featurise and fit on all of ``ds``."""
-    model = model or BlendshapeModel()
-    x, rows = features_of(ds, model, np.random.default_rng(seed), aug)
-    return fit(x, ds.teacher[rows], person_weights(ds.person)[rows], seed=seed)
+    x, rows = features_of(ds, model or BlendshapeModel(), np.random.default_rng(p.seed), aug, p.copies)
+    return fit_models(x, rows, ds, p)
 
 
-def to_onnx(s: Student) -> onnx.ModelProto:
-    """features [batch, 224] -> probabilities [batch, 7] (EMOTIONS order)."""
+def _head_nodes(head: Head, x: str, name: str, out: str, init: list) -> list[onnx.NodeProto]:
+    """Nodes computing ``head.predict`` of tensor ``x`` into ``out`` (softmax probabilities)."""
     c = numpy_helper.from_array
-    nodes = [
-        helper.make_node("Sub", ["features", "mean"], ["centred"]),
-        helper.make_node("Div", ["centred", "std"], ["standard"]),
-        helper.make_node("Gemm", ["standard", "w1", "b1"], ["hidden_pre"]),
-        helper.make_node("Relu", ["hidden_pre"], ["hidden"]),
-        helper.make_node("Gemm", ["hidden", "w2", "b2"], ["logits"]),
-        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
-    ]
+    init += [c(head.mean, f"{name}/mean"), c(head.std, f"{name}/std"), c(head.w2, f"{name}/w2"),
+             c(head.b2, f"{name}/b2")]
+    nodes = [helper.make_node("Sub", [x, f"{name}/mean"], [f"{name}/centred"]),
+             helper.make_node("Div", [f"{name}/centred", f"{name}/std"], [f"{name}/standard"])]
+    h = f"{name}/standard"
+    if head.w1 is not None:
+        init += [c(head.w1, f"{name}/w1"), c(head.b1, f"{name}/b1")]
+        nodes += [helper.make_node("Gemm", [h, f"{name}/w1", f"{name}/b1"], [f"{name}/hidden_pre"]),
+                  helper.make_node("Relu", [f"{name}/hidden_pre"], [f"{name}/hidden"])]
+        h = f"{name}/hidden"
+    nodes += [helper.make_node("Gemm", [h, f"{name}/w2", f"{name}/b2"], [f"{name}/logits"]),
+              helper.make_node("Softmax", [f"{name}/logits"], [out], axis=1)]
+    return nodes
+
+
+def to_onnx(m: Models) -> onnx.ModelProto:
+    """features [batch, 1456] -> probabilities [batch, 7] (EMOTIONS order), joy [batch],
+    surprise [batch]."""
+    c = numpy_helper.from_array
+    k = m.projection.basis.shape[1]
+    # The projection as one affine map: mesh columns onto the components, blendshapes through.
+    basis = np.zeros((NUM_FEATURES, k + 52), np.float32)
+    basis[:MESH_DIMS, :k] = m.projection.basis
+    basis[MESH_DIMS:, k:] = np.eye(52, dtype=np.float32)
+    shift = np.concatenate([m.projection.mean, np.zeros(52, np.float32)])
+    init = [c(basis, "projection/basis"), c(shift, "projection/mean"), c(np.array(1, np.int64), "yes")]
+    nodes = [helper.make_node("Sub", ["features", "projection/mean"], ["projection/centred"]),
+             helper.make_node("MatMul", ["projection/centred", "projection/basis"], ["projected"])]
+    nodes += _head_nodes(m.emotion, "projected", "emotion", "probabilities", init)
+    for name in ("joy", "surprise"):
+        nodes += _head_nodes(getattr(m, name), "projected", name, f"{name}/both", init)
+        # A scalar index drops the class axis: [batch, 2] -> [batch], P(yes).
+        nodes.append(helper.make_node("Gather", [f"{name}/both", "yes"], [name], axis=1))
+    f = TensorProto.FLOAT
     graph = helper.make_graph(
         nodes, "emotion_student",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", NUM_FEATURES])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", len(EMOTIONS)])],
-        [c(s.mean, "mean"), c(s.std, "std"), c(s.w1, "w1"), c(s.b1, "b1"), c(s.w2, "w2"), c(s.b2, "b2")])
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
-                          producer_name="facestream train", doc_string="landmark emotion student; "
-                          "classes: " + ", ".join(EMOTIONS))
-    m.ir_version = 8
-    onnx.checker.check_model(m)
-    return m
+        [helper.make_tensor_value_info("features", f, ["batch", NUM_FEATURES])],
+        [helper.make_tensor_value_info("probabilities", f, ["batch", len(EMOTIONS)]),
+         helper.make_tensor_value_info("joy", f, ["batch"]),
+         helper.make_tensor_value_info("surprise", f, ["batch"])],
+        init)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
+                              producer_name="facestream train",
+                              doc_string="landmark emotion student and cue heads; classes: " + ", ".join(EMOTIONS))
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
 
 
-def cue_evidence(ds: Dataset) -> np.ndarray:
-    """[N, 4] the transparent per-frame cue evidence (amusement, surprise, confusion, attention)."""
-    px = to_pixel_space(ds.landmarks, ds.width, ds.height)
-    return cue_fns.frame_evidence(ds.blendshapes, head_pose(px), gaze(px))
-
-
-def platt(evidence: np.ndarray, target: np.ndarray, weight: np.ndarray | None = None) -> tuple[float, float]:
-    """(a, b) minimising the weighted cross-entropy of sigmoid(a * evidence + b) to soft targets
-    in [0, 1]."""
-    w = np.ones_like(evidence) if weight is None else weight
-    w = w / w.sum()
-
-    def loss(p: np.ndarray) -> tuple[float, np.ndarray]:
-        z = p[0] * evidence + p[1]
-        q = 1.0 / (1.0 + np.exp(-z))
-        eps = 1e-7
-        v = -(w * (target * np.log(q + eps) + (1 - target) * np.log(1 - q + eps))).sum()
-        g = w * (q - target)
-        return v, np.array([(g * evidence).sum(), g.sum()])
-
-    res = minimize(loss, np.array([4.0, -2.0]), jac=True, method="L-BFGS-B")
-    return float(res.x[0]), float(res.x[1])
-
-
-def calibration(ds: Dataset) -> dict[str, dict[str, float]]:
-    """Platt maps from amusement / surprise evidence to the teacher's happy / surprise, each
-    person weighted as in training."""
-    ev = cue_evidence(ds)
-    weight = person_weights(ds.person)
-    out = {}
-    for cue, col, emotion in (("amusement", 0, "happy"), ("surprise", 1, "surprise")):
-        a, b = platt(ev[:, col], ds.teacher[:, EMOTIONS.index(emotion)], weight)
-        out[cue] = {"a": a, "b": b, "teacher_class": emotion}
-    return out
-
-
-def save(student: Student, calib: dict, out: Path, provenance: dict) -> None:
-    """Write ``<out>.onnx`` and ``<out>.json`` (calibration and provenance)."""
-    import hashlib
-
-    model = to_onnx(student)
+def save(models: Models, out: Path, provenance: dict) -> None:
+    """Write ``<out>.onnx`` and ``<out>.json`` (provenance and what the heads are)."""
+    model = to_onnx(models)
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx_path = out.with_suffix(".onnx")
     onnx_path.write_bytes(model.SerializeToString())
     meta = dict(provenance)
     meta.update({"onnx_sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
-                 "classes": list(EMOTIONS), "features": NUM_FEATURES, "hidden": int(student.w1.shape[1]),
-                 "cue_calibration": calib})
+                 "classes": list(EMOTIONS), "features": NUM_FEATURES,
+                 "components": int(models.projection.basis.shape[1]),
+                 "outputs": {"probabilities": "7 emotions", "joy": "P(people see joy: happy or smiling)",
+                             "surprise": "P(people label the face surprised)"}})
+    out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+# --- the image path: a head on the teacher's embedding, averaged with the teacher -----------------
+
+IMAGE_HEAD = HeadParams(hidden=0, l2=3e-2, max_iter=300)
+IMAGE_BLEND = 0.5  # weight of the human-label head against the teacher's own probabilities
+
+
+def fit_image_head(ds: LabelledDataset, p: HeadParams = IMAGE_HEAD, seed: int = 0) -> Head:
+    """A linear head from the teacher's 256-d embedding to people's 7 labels, class-balanced."""
+    y = ds.label_index()
+    target, weight = emotion_targets(ds, 1.0)
+    keep = y >= 0
+    return fit(ds.embedding[keep], target[keep], weight[keep], p, seed=seed)
+
+
+def blend_image(head: Head, embedding: np.ndarray, teacher: np.ndarray) -> np.ndarray:
+    """[N, 256], [N, 7] -> [N, 7]: IMAGE_BLEND x head + (1 - IMAGE_BLEND) x teacher."""
+    return IMAGE_BLEND * head.predict(embedding) + (1 - IMAGE_BLEND) * teacher
+
+
+def image_head_onnx(head: Head) -> onnx.ModelProto:
+    """embedding [batch, 256], teacher [batch, 7] -> probabilities [batch, 7] (EMOTIONS order)."""
+    c = numpy_helper.from_array
+    init = [c(np.array(IMAGE_BLEND, np.float32), "blend"), c(np.array(1 - IMAGE_BLEND, np.float32), "keep")]
+    nodes = _head_nodes(head, "embedding", "head", "head/probabilities", init)
+    nodes += [helper.make_node("Mul", ["head/probabilities", "blend"], ["head/weighted"]),
+              helper.make_node("Mul", ["teacher", "keep"], ["teacher/weighted"]),
+              helper.make_node("Add", ["head/weighted", "teacher/weighted"], ["probabilities"])]
+    f = TensorProto.FLOAT
+    graph = helper.make_graph(
+        nodes, "image_expression_head",
+        [helper.make_tensor_value_info("embedding", f, ["batch", head.w2.shape[0]]),
+         helper.make_tensor_value_info("teacher", f, ["batch", len(EMOTIONS)])],
+        [helper.make_tensor_value_info("probabilities", f, ["batch", len(EMOTIONS)])], init)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="facestream train",
+                              doc_string="human-label head on face-api's expression embedding, "
+                                         "averaged with face-api's own probabilities")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def save_image_head(head: Head, out: Path, provenance: dict) -> None:
+    model = image_head_onnx(head)
+    onnx_path = out.with_suffix(".onnx")
+    onnx_path.write_bytes(model.SerializeToString())
+    meta = dict(provenance)
+    meta.update({"onnx_sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(), "classes": list(EMOTIONS),
+                 "blend": IMAGE_BLEND})
     out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")

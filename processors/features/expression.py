@@ -2,12 +2,13 @@
 
 Pure functions; shapes are documented per function. The student sees, per face-frame:
 
-* ``shape``: 40 expression-bearing landmarks (brows, eyes, nose, lips, chin) after removing head
-  rotation, position and size (aligned to MediaPipe's canonical face), minus the canonical
-  face's own points: how this face deviates from a neutral face, in canonical-face units.
-* the 52 blendshapes;
-* ``delta``: blendshapes minus their exponential moving average over the face's recent frames
-  (time constant ``DELTA_TAU_S``): what is changing now. Zero for a still image.
+* ``mesh``: the 468 face-mesh landmarks after removing head rotation, position and size (aligned
+  to MediaPipe's canonical face), minus the canonical face's own points: how this face deviates
+  from a neutral face, in canonical-face units;
+* the 52 blendshapes.
+
+Both are defined for a single still image, so the student reads a photo and a video frame the
+same way (it is trained on photos that people labelled).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from processors.cues import B
 from processors.features.pose import _FLIP, CANONICAL, rotation_to_face
 from schemas.records import EMOTIONS
 
-# Brows (10), eyes (8), nose (4), lips (14), chin and cheeks (4).
+# Brows (10), eyes (8), nose (4), lips (14), chin and cheeks (4): the compact feature set the
+# model card compares against the whole mesh.
 SHAPE_POINTS = np.array([
     70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
     33, 133, 159, 145, 263, 362, 386, 374,
@@ -26,8 +28,8 @@ SHAPE_POINTS = np.array([
     61, 291, 0, 17, 13, 14, 78, 308, 82, 312, 87, 317, 40, 270,
     152, 205, 425, 199,
 ], dtype=np.int64)
-DELTA_TAU_S = 0.3
-NUM_FEATURES = 3 * len(SHAPE_POINTS) + 52 + 52
+MESH_POINTS = np.arange(len(CANONICAL), dtype=np.int64)  # 468: the irises carry no expression
+NUM_FEATURES = 3 * len(MESH_POINTS) + 52
 
 
 def _normalised(points: np.ndarray) -> np.ndarray:
@@ -38,49 +40,35 @@ def _normalised(points: np.ndarray) -> np.ndarray:
     return c / radius[..., None, None]
 
 
-_CANONICAL_SHAPE = _normalised(CANONICAL[SHAPE_POINTS])
+_CANONICAL_SHAPES: dict[bytes, np.ndarray] = {}
 
 
-def aligned_shape(points_px: np.ndarray, rotation: np.ndarray | None = None) -> np.ndarray:
+def aligned_shape(points_px: np.ndarray, rotation: np.ndarray | None = None,
+                  points: np.ndarray = SHAPE_POINTS) -> np.ndarray:
     """[N, 478, 3] pixel-space landmarks (and their [N, 3, 3] face rotation, if already known)
-    -> [N, 120]: the SHAPE_POINTS in the canonical face's frame, unit RMS radius, minus the
+    -> [N, 3K]: the K ``points`` in the canonical face's frame, unit RMS radius, minus the
     canonical face's own points."""
     p = np.asarray(points_px, dtype=np.float64)
     if len(p) == 0:
-        return np.zeros((0, 3 * len(SHAPE_POINTS)), np.float32)
+        return np.zeros((0, 3 * len(points)), np.float32)
+    key = points.tobytes()
+    if key not in _CANONICAL_SHAPES:
+        _CANONICAL_SHAPES[key] = _normalised(CANONICAL[points])
     r = rotation_to_face(p) if rotation is None else rotation
-    q = p[:, SHAPE_POINTS, :] * _FLIP
+    q = p[:, points, :] * _FLIP
     # points ~ s R c + t, so with row vectors c ~ (p - t) R / s.
     local = np.einsum("nki,nij->nkj", q - q.mean(axis=1, keepdims=True), r)
-    return (_normalised(local) - _CANONICAL_SHAPE).reshape(len(p), -1).astype(np.float32)
+    return (_normalised(local) - _CANONICAL_SHAPES[key]).reshape(len(p), -1).astype(np.float32)
 
 
-def update_average(average: np.ndarray | None, blendshapes: np.ndarray, dt_s: float,
-                   tau_s: float = DELTA_TAU_S) -> np.ndarray:
-    """One step of a face's blendshape moving average ([52] each); the first frame starts it."""
-    if average is None:
-        return np.asarray(blendshapes, np.float32).copy()
-    a = 1.0 - np.exp(-max(dt_s, 0.0) / tau_s)
-    return (average + a * (blendshapes - average)).astype(np.float32)
+def aligned_mesh(points_px: np.ndarray, rotation: np.ndarray | None = None) -> np.ndarray:
+    """[N, 478, 3] pixel-space landmarks -> [N, 1404]: ``aligned_shape`` of all 468 mesh points."""
+    return aligned_shape(points_px, rotation, MESH_POINTS)
 
 
-def sequence_deltas(blendshapes: np.ndarray, times_ms: np.ndarray, tau_s: float = DELTA_TAU_S) -> np.ndarray:
-    """[T, 52] blendshapes of one face's frames in time order, [T] capture times -> [T, 52]
-    blendshapes minus their moving average *before* each frame (0 for the first frame)."""
-    out = np.zeros_like(blendshapes, dtype=np.float32)
-    avg = None
-    prev_t = None
-    for i, (bs, t) in enumerate(zip(blendshapes, times_ms)):
-        if avg is not None:
-            out[i] = bs - avg
-        avg = update_average(avg, bs, 0.0 if prev_t is None else (t - prev_t) / 1000.0, tau_s)
-        prev_t = t
-    return out
-
-
-def student_features(shape: np.ndarray, blendshapes: np.ndarray, delta: np.ndarray) -> np.ndarray:
-    """[N, 120] aligned shape, [N, 52] blendshapes, [N, 52] deltas -> [N, 224] float32."""
-    return np.concatenate([shape, blendshapes, delta], axis=1).astype(np.float32)
+def student_features(mesh: np.ndarray, blendshapes: np.ndarray) -> np.ndarray:
+    """[N, 1404] aligned mesh, [N, 52] blendshapes -> [N, 1456] float32."""
+    return np.concatenate([mesh, blendshapes], axis=1).astype(np.float32)
 
 
 def _m(bs: np.ndarray, *names: str) -> np.ndarray:

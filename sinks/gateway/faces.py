@@ -3,7 +3,7 @@
 Upload a JPG/JPEG/PNG (multipart field ``image`` or ``file``, or the raw body) up to 1920x1080;
 get every face, left to right, with both services' fields. Inference runs in-process: MediaPipe's
 face landmarker and detector, then face-api.js's expression and age/gender networks (ONNX) on
-each face crop. ``make_router(settings)`` returns the router; the gateway mounts it.
+each face crop, the expressions averaged with a head fitted to people's labels (model card). ``make_router(settings)`` returns the router; the gateway mounts it.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ class FaceAnalyzer:
 
     def __init__(self, max_faces: int = 10) -> None:
         self._landmarker = Landmarker(video=False, max_faces=max_faces, detector=True)
-        self._teacher = Teacher()
+        self._teacher = Teacher(human_head=True)
         self._lock = threading.Lock()
 
     def analyze(self, rgb: np.ndarray, mesh: bool = False) -> list[Face]:
@@ -146,7 +146,7 @@ class FaceAnalyzer:
         if not faces:
             return []
         crops = np.stack([face_crop(rgb, f.landmarks) for f in faces])
-        probs = self._teacher.expressions(crops)
+        probs = self._teacher.judged_expressions(crops)
         ages, p_male = self._teacher.age_gender(crops)
         out = []
         for f, p, age, male in zip(faces, probs, ages, p_male):

@@ -8,6 +8,8 @@ frames 0-140, is shocked (raised brows, wide eyes, hand at the mouth) in 150-235
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -19,6 +21,7 @@ from producers.landmarker import Landmarker
 from schemas import LandmarkFrame
 
 SURPRISE, AMUSEMENT, CONFUSION, ATTENTION = range(4)
+LONDON = Path(__file__).resolve().parents[1] / "data" / "london"
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +144,46 @@ def test_server_side_blendshapes_match_the_devices(processor, videos):
     a, b = processor.features([with_device, landmarks_only]).evidence
     assert np.abs(a - b).max() < 1e-3
     assert len(frames) == 72
+
+
+@pytest.fixture(scope="module")
+def london() -> dict[str, list[LandmarkFrame]]:
+    """The committed London Set portraits (studio, consenting adults): neutral and posed smile."""
+    out: dict[str, list[LandmarkFrame]] = {"neutral": [], "happy": []}
+    with Landmarker(video=False, max_faces=1) as lmk:
+        for path in sorted(LONDON.glob("*.jpg")):
+            rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+            (face,) = lmk.detect(rgb)
+            out[path.stem.split("_")[1]] += _frames([face], rgb.shape[1], rgb.shape[0])
+    return out
+
+
+def _smoothed(processor: FrameProcessor, videos, name: str) -> dict[int, object]:
+    """The cues a client receives, frame by frame: the whole video through the pipeline's
+    per-face smoothing, 30 frames a second."""
+    frames = [LandmarkFrame("s", "d", 0, i, int(i * 1000 / 30), f.width, f.height, f.landmarks)
+              for i, f in sorted(videos[name].items())]
+    out = processor.process(frames, {}, now_ms=0)
+    return {r.seq: r for r in out.results}
+
+
+def test_amusement_is_joy_not_a_smile_shaped_mouth(processor, videos, london):
+    results = _smoothed(processor, videos, "WolfgangLanger_Pexels.mp4")
+    crying = [r.amusement for i, r in results.items() if i < 140]
+    laughing = [r.amusement for i, r in results.items() if 300 <= i < 470]
+    assert np.mean(crying) <= 0.20, "amusement while she cries"
+    assert np.mean(laughing) >= 0.80, "amusement while she laughs"
+    neutral = evidence(processor, london["neutral"])[:, AMUSEMENT]
+    smiling = evidence(processor, london["happy"])[:, AMUSEMENT]
+    assert neutral.mean() <= 0.10
+    assert (smiling >= 0.5).mean() >= 0.75 and smiling.mean() > neutral.mean() + 0.5
+
+
+def test_surprise_reads_a_posed_surprised_face(processor, images, london):
+    assert evidence(processor, [images["0-f1-su-ph.jpg"]])[0, SURPRISE] >= 0.5
+    assert evidence(processor, london["neutral"])[:, SURPRISE].mean() <= 0.2
+
+
+def test_confusion_stays_low_on_neutral_faces(processor, london, videos):
+    assert evidence(processor, london["neutral"])[:, CONFUSION].mean() <= 0.15
+    assert evidence(processor, segment(videos, "single_face.mp4", 0, 12))[:, CONFUSION].mean() <= 0.15

@@ -1,77 +1,77 @@
-"""A small version of `facestream evaluate` on real faces: the card's format and ranges."""
+"""A small version of `facestream evaluate` on real labelled faces: the card's format and ranges."""
 
 from __future__ import annotations
 
 import json
-import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from facestream import assets
-from processors.evaluation import agreement, confusion, ece, evaluate, model_card, total_variation, write
-from processors.training import Augment
-from producers.dataset import Dataset, Item, build
+from processors.evaluation import SIX, accuracy, bootstrap, confusion, ece, evaluate, mean_recall, person_folds, recalls
+from processors.model_card import model_card, write
+from producers.labelled import LabelledDataset, build_labelled
 from schemas.records import EMOTIONS
+
+LONDON = Path(__file__).resolve().parents[1] / "data" / "london"
 
 
 def test_metrics_on_known_inputs():
-    t = np.eye(7, dtype=np.float32)[[0, 1, 2, 3]]
-    p = np.eye(7, dtype=np.float32)[[0, 1, 2, 4]]
-    assert agreement(p, t) == 0.75
-    assert np.allclose(total_variation(p, t), [0, 0, 0, 1])
-    m = confusion(p, t)
-    assert m.sum() == 4 and m[3, 4] == 1 and np.trace(m) == 3
-    assert ece(p, t) == pytest.approx(0.25)  # confidence 1 everywhere, right 3 times in 4
+    y = np.array([0, 1, 2, 3, 1, -1])
+    p = np.eye(7, dtype=np.float32)[[0, 1, 2, 4, 0, 5]]
+    r = recalls(p, y)
+    assert r["neutral"] == 1 and r["happy"] == 0.5 and r["surprise"] == 0 and np.isnan(r["angry"])
+    assert mean_recall(p, y) == pytest.approx((1 + 0.5 + 1 + 0) / 4)
+    assert accuracy(p, y) == pytest.approx(3 / 5)
+    m = np.array(confusion(p, y))
+    assert m.sum() == 5 and m[3, 4] == 1 and m[1, 0] == 1
+    assert ece(p, y) == pytest.approx(0.4)  # confidence 1 everywhere, right 3 times in 5
+
+
+def test_folds_never_split_a_person():
+    person = np.array(["a", "a", "b", "c", "c", "c", "d", "e", "f", "g"])
+    folds = person_folds(person, k=3)
+    for p in set(person):
+        assert len(set(folds[person == p])) == 1
+    assert set(folds) == {0, 1, 2}
+
+
+def test_bootstrap_interval_brackets_the_value():
+    person = np.repeat(np.arange(50).astype(str), 2)
+    hit = np.random.default_rng(0).random(100) < 0.7
+    lo, hi = bootstrap(lambda r: float(hit[r].mean()), person)
+    assert lo <= hit.mean() <= hi and hi - lo < 0.4
 
 
 @pytest.fixture(scope="module")
-def small_dataset(tmp_path_factory) -> tuple[Dataset, object]:
-    m = assets.media
-    items = [Item(m("WolfgangLanger_Pexels.mp4"), "actress", True, every=12),
-             Item(m("single_face.mp4"), "man", True, every=6),
-             Item(m("0-f1-su-ph.jpg"), "f1", False), Item(m("0-f15-hao-ph.jpg"), "f15", False),
-             Item(m("15-f13-anc-ph.jpg"), "f13", False), Item(m("single_face.jpg"), "jpg", False)]
-    path = tmp_path_factory.mktemp("ds") / "small.npz"
-    counts = build(items, path)
-    assert set(counts) == {"actress", "man", "f1", "f15", "f13", "jpg"}
-    assert counts["f1"] == 2  # the image and its mirror
-    return Dataset.load(path), path
+def london(tmp_path_factory) -> tuple[LabelledDataset, Path]:
+    tmp = tmp_path_factory.mktemp("ds")
+    build_labelled([LONDON], tmp / "london.npz", tmp / "cache")
+    return LabelledDataset.load(tmp / "london.npz"), tmp / "london.npz"
 
 
-def test_dataset_rows_are_consistent(small_dataset):
-    ds, _ = small_dataset
-    n = len(ds)
-    assert ds.landmarks.shape == (n, 478, 3) and ds.blendshapes.shape == (n, 52) and ds.pose.shape == (n, 3)
-    assert np.allclose(ds.teacher.sum(1), 1, atol=1e-4)
-    video = ds.person == "actress"
-    assert (np.diff(ds.frame[video]) == 12).all()  # every 12th frame, in order
-    assert ds.mirrored[ds.person == "f1"].tolist() == [False, True]
-
-
-def test_small_evaluation_writes_a_complete_card(small_dataset, tmp_path):
-    ds, path = small_dataset
-    f = evaluate(ds, path, Augment(copies=1), max_iter=60)
+def test_small_evaluation_writes_a_complete_card(london, tmp_path):
+    ds, path = london
+    f = evaluate(ds, path, copies=1)
     md, js = write(f, tmp_path)
     card = md.read_text()
-    for heading in ("## Agreement with the teacher on people it never saw", "### Confusion, student",
-                    "### Confusion, rules baseline", "## Latency", "## Mojo cue calibration",
-                    "## Data it was trained and judged on", "## What it must not be used for"):
+    for heading in ("## Emotions, all labelled faces", "### Confusion, landmark student", "## Feature sets and model sizes",
+                    "## Smiles", "## Mojo cues", "## London Set slices", "## Latency", "## What it must not be used for"):
         assert heading in card
-    assert "accuracy" not in card.lower().replace('claims of "accuracy"', "").replace("not accuracy", "")
     data = json.loads(js.read_text())
     assert data == json.loads(json.dumps(f))
-    for model in ("student", "rules_baseline"):
+    assert data["dataset"]["people"] == 12 and data["dataset"]["faces"] == 24
+    for model in ("student", "image", "teacher", "rules"):
         r = data[model]
-        assert 0 <= r["top1_agreement"] <= 1 and 0 <= r["mean_total_variation"] <= 1 and 0 <= r["ece"] <= 1
-        assert np.array(r["confusion"]).shape == (7, 7) and np.array(r["confusion"]).sum() == len(ds)
-        assert 0 <= r["stability_tv"] <= 1
-    assert set(data["student"]["per_person_top1"]) == {"actress", "man", "f1", "f15", "f13", "jpg"}
+        assert 0 <= r["accuracy"] <= 1 and 0 <= r["ece"] <= 1 and r["rows"] == 24
+        lo, hi = r["accuracy_ci95"]
+        assert lo <= r["accuracy"] <= hi
+        assert np.array(r["confusion"]).shape == (7, 7) and np.array(r["confusion"]).sum() == 24
+        assert set(r["recall"]) == set(SIX)
+    assert len(data["variants"]) == 4
+    assert set(data["london_slices"]) >= {"sex female", "sex male", "age < 30"}
+    assert data["smile"]["student_amusement"]["london"]["faces"] == 24
     lat = data["latency"]
     assert 0 < lat["batched_ms_per_frame"] < lat["unbatched_ms_per_frame"]
-    assert data["dataset"]["rows"] == len(ds) and sum(data["dataset"]["teacher_top1_counts"].values()) == len(ds)
-    # The card shows the JSON's numbers.
-    assert f"| student | {data['student']['top1_agreement']:.3f} |" in card
-    assert re.search(r"\| batched \(256 frames\) \| unbatched \|", card)
     assert list(EMOTIONS) == data["classes"]
     assert model_card(f) == card

@@ -5,14 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from processors.cues import B
-from processors.features.expression import (
-    NUM_FEATURES,
-    aligned_shape,
-    rules_baseline,
-    sequence_deltas,
-    student_features,
-    update_average,
-)
+from processors.features.expression import NUM_FEATURES, aligned_mesh, aligned_shape, rules_baseline, student_features
 from processors.features.pose import to_pixel_space
 from processors.training import _rotation
 from schemas.records import EMOTIONS
@@ -34,21 +27,17 @@ def test_aligned_shape_ignores_head_rotation_position_and_size(real_faces):
     assert np.abs(base[0] - base[1:]).max() > 0.02
 
 
-def test_moving_average_and_sequence_deltas():
-    a = update_average(None, np.ones(52, np.float32), 0.0)
-    assert np.allclose(a, 1)
-    b = update_average(a, np.zeros(52, np.float32), 0.3, tau_s=0.3)
-    assert np.allclose(b, np.exp(-1), atol=1e-6)  # one time constant: 1/e of the gap left
-    bs = np.zeros((4, 52), np.float32)
-    bs[2:] = 1.0
-    d = sequence_deltas(bs, np.array([0, 33, 66, 99]))
-    assert np.all(d[:2] == 0) and np.all(d[2] > 0.9) and np.all(d[3] < d[2])
+def test_aligned_mesh_is_every_mesh_point_and_ignores_pose(real_faces):
+    px = to_pixel_space(real_faces.landmarks[:4], real_faces.width[:4], real_faces.height[:4]).astype(np.float64)
+    base = aligned_mesh(px)
+    assert base.shape == (4, 468 * 3)
+    assert np.abs(aligned_mesh(_moved(px, -15, 10, -20, 0.6, -25.0)) - base).max() < 1e-3
 
 
 def test_student_features_layout():
-    x = student_features(np.zeros((3, 120)), np.ones((3, 52)), np.full((3, 52), 2.0))
+    x = student_features(np.zeros((3, 1404)), np.ones((3, 52)))
     assert x.shape == (3, NUM_FEATURES) and x.dtype == np.float32
-    assert (x[:, :120] == 0).all() and (x[:, 120:172] == 1).all() and (x[:, 172:] == 2).all()
+    assert (x[:, :1404] == 0).all() and (x[:, 1404:] == 1).all()
 
 
 def test_rules_baseline_is_a_distribution_and_reads_the_obvious():

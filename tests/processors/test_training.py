@@ -1,16 +1,21 @@
-"""Training maths on synthetic data (pure logic), and the export's equivalence."""
+"""Training maths on synthetic data (pure logic), and the exports' equivalence."""
 
 from __future__ import annotations
 
 import numpy as np
 import onnxruntime as ort
+import pytest
 
-from processors.training import Augment, augment_landmarks, fit, person_weights, platt, to_onnx
+from processors.features.expression import NUM_FEATURES
+from processors.training import (
+    Augment, Head, HeadParams, Models, Projection, augment_landmarks, balanced_weights, blend_image, fit,
+    image_head_onnx, to_onnx,
+)
 
 
-def _toy(n: int = 600, seed: int = 0):
+def _toy(n: int = 600, d: int = 40, seed: int = 0):
     rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 224)).astype(np.float32)
+    x = rng.normal(size=(n, d)).astype(np.float32)
     logits = np.zeros((n, 7))
     logits[:, 0] = 3 * x[:, 0]
     logits[:, 1] = 3 * x[:, 1] - 3 * x[:, 2]
@@ -19,33 +24,55 @@ def _toy(n: int = 600, seed: int = 0):
     return x, (p / p.sum(1, keepdims=True)).astype(np.float32)
 
 
-def test_fit_learns_soft_targets_it_was_not_shown():
+@pytest.mark.parametrize("hidden", [0, 16])
+def test_fit_learns_soft_targets_it_was_not_shown(hidden):
     x, p = _toy()
-    s = fit(x[:500], p[:500], np.ones(500), max_iter=200)
+    s = fit(x[:500], p[:500], np.ones(500), HeadParams(hidden=hidden, max_iter=200))
     q = s.predict(x[500:])
-    assert (q.argmax(1) == p[500:].argmax(1)).mean() > 0.8
-    assert 0.5 * np.abs(q - p[500:]).sum(1).mean() < 0.3
+    assert (q.argmax(1) == p[500:].argmax(1)).mean() > (0.75 if hidden == 0 else 0.8)
+    assert (s.w1 is None) == (hidden == 0)
+
+
+def test_balanced_weights_give_every_class_the_same_total():
+    y = np.array([0] * 90 + [1] * 10 + [-1] * 5)
+    w = balanced_weights(y, 7)
+    assert np.isclose(w[y == 0].sum(), w[y == 1].sum()) and (w[y == -1] == 0).all()
+    assert np.isclose(w[y >= 0].sum(), 100)
 
 
 def test_onnx_export_computes_what_numpy_does():
-    x, p = _toy(200)
-    s = fit(x, p, np.ones(200), max_iter=30)
-    sess = ort.InferenceSession(to_onnx(s).SerializeToString(), providers=["CPUExecutionProvider"])
-    got = sess.run(["probabilities"], {"features": x})[0]
-    assert np.abs(got - s.predict(x)).max() < 1e-5
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, NUM_FEATURES)).astype(np.float32)
+    proj = Projection.fit(x, 12)
+    z = proj(x)
+    _, p = _toy(300, z.shape[1])
+    yes = (z[:, 0] > 0).astype(np.float32)
+    two = np.stack([1 - yes, yes], 1)
+    m = Models(proj, fit(z, p, np.ones(300), HeadParams(hidden=8, max_iter=20)),
+               fit(z, two, np.ones(300), HeadParams(max_iter=20)), fit(z, two, np.ones(300), HeadParams(max_iter=20)))
+    sess = ort.InferenceSession(to_onnx(m).SerializeToString(), providers=["CPUExecutionProvider"])
+    for rows in (slice(0, 300), slice(0, 1)):  # a batch of one keeps its batch axis
+        got = sess.run(["probabilities", "joy", "surprise"], {"features": x[rows]})
+        want = m.predict(x[rows])
+        for g, w in zip(got, want):
+            assert g.shape == w.shape and np.abs(g - w).max() < 1e-4
 
 
-def test_person_weights_balance_people():
-    w = person_weights(np.array(["a"] * 100 + ["b"] * 4))
-    assert np.isclose(w[:100].sum() / w[100:].sum(), 10 / 2)  # sqrt(100) : sqrt(4)
+def test_image_head_export_blends_head_and_teacher():
+    rng = np.random.default_rng(4)
+    emb = rng.normal(size=(50, 256)).astype(np.float32)
+    teacher = rng.dirichlet(np.ones(7), 50).astype(np.float32)
+    head = fit(emb, teacher, np.ones(50), HeadParams(max_iter=10))
+    sess = ort.InferenceSession(image_head_onnx(head).SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(["probabilities"], {"embedding": emb, "teacher": teacher})[0]
+    assert np.abs(got - blend_image(head, emb, teacher)).max() < 1e-5
+    assert np.allclose(got.sum(1), 1, atol=1e-5)
 
 
-def test_platt_recovers_a_logistic_map():
-    rng = np.random.default_rng(1)
-    e = rng.uniform(0, 1, 4000)
-    target = 1 / (1 + np.exp(-(6 * e - 3)))
-    a, b = platt(e, target)
-    assert abs(a - 6) < 0.1 and abs(b + 3) < 0.1
+def test_head_prediction_is_a_distribution():
+    h = Head(np.zeros(3, np.float32), np.ones(3, np.float32), np.eye(3, dtype=np.float32), np.zeros(3, np.float32))
+    p = h.predict(np.array([[5.0, 0, 0]], np.float32))
+    assert p.argmax() == 0 and np.isclose(p.sum(), 1)
 
 
 def test_augmented_faces_stay_in_the_image_and_keep_their_size_range():
