@@ -225,7 +225,7 @@ IMAGE_HEAD = STUDENT.with_name("image_expression_head")
 def train(dataset_path: Path, out: Path, image_head_out: Path, seed: int) -> None:
     """Fit the landmark student, its cue heads and the image head to people's labels; export to ONNX."""
     from facestream.assets import sha256_of
-    from processors.training import TrainParams, fit_image_head, save, save_image_head
+    from processors.training import TrainParams, save, save_image_head
     from processors.training import train as fit_all
     from producers.labelled import LabelledDataset
 
@@ -238,9 +238,9 @@ def train(dataset_path: Path, out: Path, image_head_out: Path, seed: int) -> Non
                   "seed": seed, "trainer": "facestream train (processors/training.py)",
                   "teacher": "processors/models/face_expression.onnx"}
     with err.status(f"training on {len(ds)} faces of {len(set(ds.person))} people"):
-        models = fit_all(ds, params)
+        models, image_head = fit_all(ds, params)
         save(models, out, provenance)
-        save_image_head(fit_image_head(ds), image_head_out, provenance)
+        save_image_head(image_head, image_head_out, provenance)
     console.print(f"wrote {out.with_suffix('.onnx')}, {image_head_out.with_suffix('.onnx')} and their .json")
 
 

@@ -99,9 +99,7 @@ def frame_evidence(blendshapes: np.ndarray, pose: np.ndarray, gaze: np.ndarray) 
     return np.clip(np.nan_to_num(out, nan=0.0), 0.0, 1.0).astype(np.float32)
 
 
-# Emotions that contradict amusement: a smile-like mouth with any of these is not joy.
-_NEGATIVE = tuple(EMOTIONS.index(e) for e in ("sad", "angry", "fear", "disgust"))
-_HAPPY = EMOTIONS.index("happy")
+_HAPPY, _SAD, _NEUTRAL = EMOTIONS.index("happy"), EMOTIONS.index("sad"), EMOTIONS.index("neutral")
 
 
 def learned_evidence(evidence: np.ndarray, joy: np.ndarray, surprise: np.ndarray,
@@ -113,17 +111,17 @@ def learned_evidence(evidence: np.ndarray, joy: np.ndarray, surprise: np.ndarray
     surprise: [N] P(people label the face surprised).
     emotions: [N, 7] the student's emotion probabilities (EMOTIONS order).
     returns:  [N, 4] with
-        amusement = P(joy) x share^2, share = P(happy) / (P(happy) + P(sad) + P(angry) + P(fear)
-            + P(disgust)): the smile detector, vetoed as the student reads the face as a negative
-            emotion (squared: a face read as mostly sad is not amused at all). MediaPipe's smile scores fire on the stretched mouth of crying too; the
-            student tells crying from laughing by the rest of the face (brows, eyes, lips).
+        amusement = P(joy) x (P(happy) / (P(happy) + P(sad)))^2 x (1 - P(neutral)): the smile
+            detector, vetoed as the student reads the face as sad rather than happy, or as neutral.
+            The mouth of crying looks like a smile to landmarks (and to MediaPipe's smile scores);
+            the student tells the two apart by the rest of the face. Squared so that a face read
+            as mostly sad is not amused.
         surprise  = P(surprise).
     """
     e = np.asarray(emotions, np.float32)
-    happy = e[:, _HAPPY]
-    share = happy / np.maximum(happy + e[:, list(_NEGATIVE)].sum(axis=1), 1e-6)
+    share = e[:, _HAPPY] / np.maximum(e[:, _HAPPY] + e[:, _SAD], 1e-6)
     out = np.array(evidence, np.float32, copy=True)
-    out[:, 0] = np.clip(np.asarray(joy, np.float32) * share**2, 0.0, 1.0)
+    out[:, 0] = np.clip(np.asarray(joy, np.float32) * share**2 * (1.0 - e[:, _NEUTRAL]), 0.0, 1.0)
     out[:, 1] = np.clip(np.asarray(surprise, np.float32), 0.0, 1.0)
     return out
 

@@ -24,7 +24,7 @@ from processors.features.expression import rules_baseline
 from processors.features.eyes import gaze
 from processors.features.pose import head_pose, to_pixel_space
 from processors.training import (
-    Augment, HeadParams, Projection, TrainParams, blend_image, compact_features, emotion_targets, features_of, fit,
+    Augment, HeadParams, Projection, TrainParams, compact_features, emotion_targets, features_of, fit,
     fit_image_head, fit_models, to_onnx,
 )
 from producers.labelled import LabelledDataset
@@ -39,7 +39,25 @@ VARIANTS = {
     "mesh, 32 hidden, 0.7 human + 0.3 teacher": ("mesh", TrainParams(emotion=HeadParams(hidden=32, l2=1e-2), alpha=0.7)),
     "compact, linear, human labels": ("compact", TrainParams()),
     "compact, 32 hidden, 0.7 human + 0.3 teacher": ("compact", TrainParams(emotion=HeadParams(hidden=32, l2=1e-2), alpha=0.7)),
+    # The simple baseline of DESIGN.md: no blendshapes, no 3D, no augmentation.
+    "baseline: 2D-aligned mesh, 60 components, linear": ("2d", TrainParams(components=60)),
 }
+
+
+def aligned_2d(points_px: np.ndarray) -> np.ndarray:
+    """[N, 478, 3] pixel-space landmarks -> [N, 936]: the 468 mesh points' x, y similarity-aligned
+    (rotation, scale, shift in the image plane) to the canonical face, minus the canonical face."""
+    from processors.features.pose import CANONICAL
+
+    c = CANONICAL[:, :2] * np.array([1.0, -1.0])  # canonical y is up, image y is down
+    c = c - c.mean(axis=0)
+    p = np.asarray(points_px, np.float64)[:, : len(c), :2]
+    p = p - p.mean(axis=1, keepdims=True)
+    h = np.einsum("nki,kj->nij", p, c)  # sum_k p_k c_k^T
+    u, sv, vt = np.linalg.svd(h)
+    r = u @ vt  # rotation taking p onto c (row vectors: p @ r)
+    scale = sv.sum(axis=1) / (p**2).sum(axis=(1, 2))
+    return ((p @ r) * scale[:, None, None] - c).reshape(len(p), -1).astype(np.float32)
 
 
 def person_folds(person: np.ndarray, k: int = FOLDS, seed: int = 0) -> np.ndarray:
@@ -162,11 +180,21 @@ def evaluate(ds: LabelledDataset, dataset_path: Path, aug: Augment = Augment(), 
     folds = person_folds(ds.person, seed=seed)
     x, rows = features_of(ds, BlendshapeModel(), np.random.default_rng(seed), aug, copies)
     compact = compact_features(x)
+    flat = aligned_2d(to_pixel_space(ds.landmarks, ds.width, ds.height))
     models: dict[str, dict] = {}
     shipped = None
     for name, (feature_set, p) in VARIANTS.items():
-        xv = x if feature_set == "mesh" else compact
-        if name.endswith("(ships)"):
+        xv = {"mesh": x, "compact": compact, "2d": flat}[feature_set]
+        if feature_set == "2d":
+            def fit_fold(xt, rt, dt, p=p):
+                mean = xt.mean(axis=0)
+                basis = np.linalg.svd(xt - mean, full_matrices=False)[2][: p.components].T
+                target, weight = emotion_targets(dt, p.alpha)
+                keep = weight[rt] > 0
+                head = fit(((xt - mean) @ basis)[keep], target[rt][keep], weight[rt][keep], p.emotion, seed=seed)
+                return lambda q: (head.predict((q - mean) @ basis),)
+            (probs,) = _predict_folds(xv, np.arange(len(ds)), ds, folds, fit_fold, progress, name)
+        elif name.endswith("(ships)"):
             def fit_fold(xt, rt, dt, p=p):
                 m = fit_models(xt, rt, dt, p)
                 return lambda q: m.predict(q)
@@ -188,10 +216,11 @@ def evaluate(ds: LabelledDataset, dataset_path: Path, aug: Augment = Augment(), 
 
     # The image path: the teacher alone, and blended with a head fitted on people's labels.
     image = np.zeros_like(ds.teacher)
+    originals = x[: len(ds)]
     for f in range(FOLDS):
-        head = fit_image_head(ds.subset(folds != f))
+        head = fit_image_head(ds.subset(folds != f), originals[folds != f], seed=seed)
         m = folds == f
-        image[m] = blend_image(head, ds.embedding[m], ds.teacher[m])
+        image[m] = head.blend(ds.embedding[m], originals[m], ds.teacher[m])
     if progress:
         progress("image head")
 

@@ -107,15 +107,17 @@ class Teacher:
         probs, emb = self._expr.run(["probabilities", EMBEDDING], {"image": x})
         return probs[:, _TO_EMOTIONS], emb.reshape(len(x), -1)
 
-    def judged_expressions(self, crops: np.ndarray | list[np.ndarray]) -> np.ndarray:
-        """[N, 7] in ``EMOTIONS`` order: the teacher averaged with the head fitted to people's
-        labels on its embedding (what ``/v1/faces`` answers; ``reports/model_card.md``)."""
+    def judged_expressions(self, crops: np.ndarray | list[np.ndarray], features: np.ndarray) -> np.ndarray:
+        """[N, 7] in ``EMOTIONS`` order: the teacher blended with the head fitted to people's
+        labels on its embedding and the faces' landmark ``features`` [N, 1456]
+        (``processors.features.expression.student_features``); what ``/v1/faces`` answers."""
         if self._head is None:
             raise RuntimeError("this Teacher was created with human_head=False")
         probs, emb = self.expressions_and_embedding(crops)
         if len(probs) == 0:
             return probs
-        return self._head.run(["probabilities"], {"embedding": emb, "teacher": probs})[0]
+        return self._head.run(["probabilities"], {"embedding": emb, "teacher": probs,
+                                                  "features": np.ascontiguousarray(features, np.float32)})[0]
 
     def age_gender(self, crops: np.ndarray | list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(age [N] in years, probability of male [N]); face-api calls a face male when > 0.5."""

@@ -3,7 +3,7 @@
 Upload a JPG/JPEG/PNG (multipart field ``image`` or ``file``, or the raw body) up to 1920x1080;
 get every face, left to right, with both services' fields. Inference runs in-process: MediaPipe's
 face landmarker and detector, then face-api.js's expression and age/gender networks (ONNX) on
-each face crop, the expressions averaged with a head fitted to people's labels (model card). ``make_router(settings)`` returns the router; the gateway mounts it.
+each face crop, the expressions blended with a head fitted to people's labels (model card). ``make_router(settings)`` returns the router; the gateway mounts it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from starlette.concurrency import run_in_threadpool
 
 from facestream import metrics
 from facestream.settings import Settings
+from processors.features.expression import aligned_mesh, student_features
+from processors.features.pose import to_pixel_space
 from producers.landmarker import Landmarker
 from producers.teacher import Teacher, face_crop
 from schemas.records import EMOTIONS
@@ -146,7 +148,9 @@ class FaceAnalyzer:
         if not faces:
             return []
         crops = np.stack([face_crop(rgb, f.landmarks) for f in faces])
-        probs = self._teacher.judged_expressions(crops)
+        px = to_pixel_space(np.stack([f.landmarks for f in faces]), float(w), float(h))
+        bs = np.stack([f.blendshapes for f in faces])
+        probs = self._teacher.judged_expressions(crops, student_features(aligned_mesh(px), bs))
         ages, p_male = self._teacher.age_gender(crops)
         out = []
         for f, p, age, male in zip(faces, probs, ages, p_male):

@@ -84,8 +84,8 @@ def test_wide_open_surprised_face_scores_higher_surprise(processor, images, vide
     surprised = evidence(processor, [images["0-f1-su-ph.jpg"]])[0, SURPRISE]
     others = evidence(processor, [images[n] for n in ("0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg",
                                                       "45-m7-di-ph.jpg", "single_face.jpg")])
-    # On the teacher's probability scale (the cue is calibrated against its "surprise").
-    assert surprised > 0.45
+    # P(people label the face surprised), from a head fitted to their labels.
+    assert surprised > 0.5
     assert surprised > others[:, SURPRISE].max() + 0.3
     neutral_man = evidence(processor, segment(videos, "single_face.mp4", 0, 12))[:, SURPRISE]
     assert surprised > neutral_man.mean() + 0.3
@@ -93,8 +93,10 @@ def test_wide_open_surprised_face_scores_higher_surprise(processor, images, vide
     shocked = evidence(processor, segment(videos, "WolfgangLanger_Pexels.mp4", 150, 235))[:, SURPRISE]
     laughing = evidence(processor, segment(videos, "WolfgangLanger_Pexels.mp4", 300, 470))[:, SURPRISE]
     crying = evidence(processor, segment(videos, "WolfgangLanger_Pexels.mp4", 0, 140))[:, SURPRISE]
-    assert shocked.mean() > laughing.mean() + 0.2
-    assert shocked.mean() > crying.mean() + 0.2
+    # The hand over her mouth hides the dropped jaw that most surprised faces in the labelled
+    # photos show: the head reads her at ~0.2 (the 0.5 is missed; see the model card).
+    assert shocked.mean() > laughing.mean() + 0.15
+    assert shocked.mean() > crying.mean() + 0.15
 
 
 def test_smiling_face_scores_higher_amusement_than_neutral(processor, images, videos):

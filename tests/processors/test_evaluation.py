@@ -68,7 +68,7 @@ def test_small_evaluation_writes_a_complete_card(london, tmp_path):
         assert lo <= r["accuracy"] <= hi
         assert np.array(r["confusion"]).shape == (7, 7) and np.array(r["confusion"]).sum() == 24
         assert set(r["recall"]) == set(SIX)
-    assert len(data["variants"]) == 4
+    assert len(data["variants"]) == 5
     assert set(data["london_slices"]) >= {"sex female", "sex male", "age < 30"}
     assert data["smile"]["student_amusement"]["london"]["faces"] == 24
     lat = data["latency"]

@@ -8,7 +8,7 @@ import pytest
 
 from processors.features.expression import NUM_FEATURES
 from processors.training import (
-    Augment, Head, HeadParams, Models, Projection, augment_landmarks, balanced_weights, blend_image, fit,
+    Augment, Head, HeadParams, Models, Projection, augment_landmarks, balanced_weights, fit, fit_image_head,
     image_head_onnx, to_onnx,
 )
 
@@ -58,14 +58,25 @@ def test_onnx_export_computes_what_numpy_does():
             assert g.shape == w.shape and np.abs(g - w).max() < 1e-4
 
 
-def test_image_head_export_blends_head_and_teacher():
+def test_image_head_export_blends_head_and_teacher(tmp_path):
+    from producers.labelled import LabelledDataset
+
     rng = np.random.default_rng(4)
-    emb = rng.normal(size=(50, 256)).astype(np.float32)
-    teacher = rng.dirichlet(np.ones(7), 50).astype(np.float32)
-    head = fit(emb, teacher, np.ones(50), HeadParams(max_iter=10))
+    n = 60
+    teacher = rng.dirichlet(np.ones(7), n).astype(np.float32)
+    emotion = np.array(["neutral", "happy", "sad"] * 20)
+    f32 = np.float32
+    ds = LabelledDataset(
+        landmarks=np.zeros((n, 478, 3), f32), blendshapes=np.zeros((n, 52), f32), teacher=teacher,
+        embedding=rng.normal(size=(n, 256)).astype(f32), width=np.ones(n, f32), height=np.ones(n, f32),
+        padded=np.zeros(n, bool), dataset=np.full(n, "toy"), person=np.arange(n).astype(str),
+        filename=np.arange(n).astype(str), emotion=emotion, smile=np.full(n, -1, np.int8),
+        age=np.full(n, np.nan, f32), sex=np.full(n, ""))
+    features = rng.normal(size=(n, NUM_FEATURES)).astype(f32)
+    head = fit_image_head(ds, features, HeadParams(max_iter=10))
     sess = ort.InferenceSession(image_head_onnx(head).SerializeToString(), providers=["CPUExecutionProvider"])
-    got = sess.run(["probabilities"], {"embedding": emb, "teacher": teacher})[0]
-    assert np.abs(got - blend_image(head, emb, teacher)).max() < 1e-5
+    got = sess.run(["probabilities"], {"embedding": ds.embedding, "features": features, "teacher": teacher})[0]
+    assert np.abs(got - head.blend(ds.embedding, features, teacher)).max() < 1e-4
     assert np.allclose(got.sum(1), 1, atol=1e-5)
 
 
