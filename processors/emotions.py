@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
+from facestream.onnx_runtime import open_session
 from processors.features.expression import NUM_FEATURES
 from schemas.records import EMOTIONS
 
@@ -42,10 +42,7 @@ class EmotionModel:
             raise ValueError(f"{onnx_path} predicts {self.meta['classes']} from {self.meta.get('features')} "
                              f"features; this version needs {list(EMOTIONS)} from {NUM_FEATURES}: "
                              "retrain with `facestream train`")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        self.session = open_session(onnx_path, threads)
 
     def predict(self, features: np.ndarray) -> StudentOutput:
         """[N, 1456] student features -> emotions, joy and surprise."""

@@ -16,16 +16,25 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
+from facestream.onnx_runtime import open_session
 from processors import cues as cue_fns
 from processors.features.blendshapes import BlendshapeModel
 from processors.features.expression import rules_baseline
 from processors.features.eyes import gaze
 from processors.features.pose import head_pose, to_pixel_space
 from processors.training import (
-    Augment, HeadParams, Projection, TrainParams, compact_features, emotion_targets, features_of, fit,
-    fit_image_head, fit_models, to_onnx,
+    Augment,
+    HeadParams,
+    Projection,
+    TrainParams,
+    compact_features,
+    emotion_targets,
+    features_of,
+    fit,
+    fit_image_head,
+    fit_models,
+    to_onnx,
 )
 from producers.labelled import LabelledDataset
 from schemas.records import EMOTIONS
@@ -294,9 +303,7 @@ def latency_ms(ds: LabelledDataset, batch: int = 256, repeats: int = 20) -> dict
     x, rows = features_of(small, BlendshapeModel())
     model = to_onnx(fit_models(x, rows, small, TrainParams(emotion=HeadParams(max_iter=5), joy=HeadParams(max_iter=5),
                                                          surprise=HeadParams(max_iter=5))))
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    sess = open_session(model.SerializeToString())
 
     def run(lo: int, hi: int) -> None:
         sess.run(None, {"features": featurise(px[lo:hi], bs[lo:hi])})

@@ -32,7 +32,7 @@ from onnx import TensorProto, helper, numpy_helper
 from scipy.optimize import minimize
 
 from processors.features.blendshapes import BlendshapeModel
-from processors.features.expression import NUM_FEATURES, aligned_mesh, aligned_shape, student_features
+from processors.features.expression import NUM_FEATURES, aligned_mesh, student_features
 from processors.features.pose import rotation_to_face, to_pixel_space
 from producers.labelled import LabelledDataset
 from schemas.records import EMOTIONS

@@ -26,8 +26,8 @@ from collections import deque
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 
 from facestream import metrics
 from facestream.pacing import Pacer, paced_getmany

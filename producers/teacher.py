@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from facestream.onnx_runtime import open_session
 from schemas.records import EMOTIONS
 
 MODELS = Path(__file__).resolve().parents[1] / "processors" / "models"
@@ -54,20 +55,16 @@ EMBEDDING = "flat_76"
 EMBEDDING_SIZE = 256
 
 
-def _session(path: Path, threads: int, extra_output: str | None = None) -> ort.InferenceSession:
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run `python scripts/convert_face_api.py`")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    if extra_output is None:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+def _session(path: Path, threads: int, extra_output: str | None = None,
+             how_to_make: str = "run `python scripts/convert_face_api.py`") -> ort.InferenceSession:
+    if extra_output is None or not path.exists():
+        return open_session(path, threads, how_to_make=how_to_make)
     import onnx
 
     # Expose an inner tensor as a second output of the same graph: one pass gives both.
     model = onnx.load(str(path))
     model.graph.output.append(onnx.helper.make_tensor_value_info(extra_output, onnx.TensorProto.FLOAT, None))
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return open_session(model.SerializeToString(), threads)
 
 
 class Teacher:
@@ -78,7 +75,8 @@ class Teacher:
         self._expr = _session(models / "face_expression.onnx", threads, extra_output=EMBEDDING)
         self._ag = _session(models / "age_gender.onnx", threads) if age_gender else None
         # The image path's head fitted to people's labels (``facestream train``).
-        self._head = _session(models / "image_expression_head.onnx", threads) if human_head else None
+        self._head = (_session(models / "image_expression_head.onnx", threads, how_to_make="run `facestream train`")
+                      if human_head else None)
 
     @staticmethod
     def _batch(crops: np.ndarray | list[np.ndarray]) -> np.ndarray:

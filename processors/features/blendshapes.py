@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
+from facestream.onnx_runtime import open_session
 from processors.cues import BLENDSHAPES as BLENDSHAPE_NAMES
 
 MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "face_blendshapes.onnx"
@@ -43,12 +43,7 @@ class BlendshapeModel:
     """The ONNX blendshape model on onnxruntime's CPU provider; one call per batch."""
 
     def __init__(self, path: Path = MODEL_PATH, threads: int = 1) -> None:
-        if not path.exists():
-            raise FileNotFoundError(f"{path} is missing: run `python scripts/convert_blendshapes.py`")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = open_session(path, threads, how_to_make="run `python scripts/convert_blendshapes.py`")
 
     def predict(self, landmarks: np.ndarray, width: np.ndarray | float, height: np.ndarray | float) -> np.ndarray:
         """[N, 478, 2|3] normalised landmarks, image sizes [N] (or scalars) -> [N, 52] scores."""
