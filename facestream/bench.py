@@ -33,6 +33,8 @@ import cv2
 import numpy as np
 
 from facestream import assets
+from facestream.bench_faces import SECTIONS as FACE_SECTIONS
+from facestream.bench_faces import bench_detector, bench_images
 from facestream.embedded import start_broker, stop_broker
 from facestream.settings import Settings, settings_env
 from facestream.topics import ensure_topics
@@ -509,7 +511,7 @@ def bench_memory(base: Settings, frames: list[LandmarkFrame]) -> list[Figure]:
     return out
 
 
-SECTIONS = ("edge", "processor", "latency", "store", "memory", "scaling")
+SECTIONS = ("edge", "processor", "latency", "store", "memory", "scaling") + FACE_SECTIONS
 
 
 def _shortfall(f: dict) -> str:
@@ -578,6 +580,8 @@ def run(sections: tuple[str, ...], log: Callable[[str], None] = print) -> Path:
             "store": lambda base: bench_store(db, frames),
             "memory": lambda base: bench_memory(base, frames),
             "scaling": lambda base: bench_scaling(base, frames),
+            "detector": lambda base: bench_detector(Figure),
+            "images": lambda base: bench_images(Figure),
         }
         for name in sections:
             log(f"{name} ...")

@@ -151,8 +151,11 @@ def models_fetch(media: bool) -> None:
 @click.option("--no-progress", is_flag=True)
 @click.option("--teacher", is_flag=True,
               help="attach the on-device image teacher's 7 emotion probabilities to each frame (distillation data)")
+@click.option("--detector", type=click.Choice(["short", "full"]), default="short", show_default=True,
+              help="short: MediaPipe's own (faces near the camera); full: the full-range detector, for room "
+                   "cameras with several small faces (slower per frame)")
 def produce(video: Path | None, images: Path | None, camera: int | None, realtime: bool,
-            session_id: str | None, no_progress: bool, teacher: bool) -> None:
+            session_id: str | None, no_progress: bool, teacher: bool, detector: str) -> None:
     """Extract landmarks on this device and publish them to the frames topic."""
     from producers.publish import produce as run
     from producers.sources import CameraSource, ImageFolderSource, SourceError, VideoSource
@@ -167,7 +170,7 @@ def produce(video: Path | None, images: Path | None, camera: int | None, realtim
         raise click.ClickException(str(exc)) from exc
     _ensure_broker(s)
     sid, st = run(source, s, session_id=session_id, realtime=realtime, show_progress=not no_progress,
-                  console=err, teacher=teacher)
+                  console=err, teacher=teacher, full_range=detector == "full")
     console.print(
         f"session {sid}: {st.frames} frames, {st.face_frames} face-frames, {len(st.tracks)} faces, "
         f"{st.fps:.1f} fps, landmarks {st.landmark_ms_per_frame:.1f} ms/frame"
@@ -478,13 +481,16 @@ def query_distribution(ctx: click.Context, metric: str, device: str | None, sinc
         _print_rows(ctx, queries.distribution(conn, metric, device=device, since=_when(since), until=_when(until)))
 
 
+BENCH_SECTIONS = ("edge", "processor", "latency", "store", "memory", "scaling", "detector", "images")
+
+
 @main.command()
-@click.argument("sections", nargs=-1, type=click.Choice(["edge", "processor", "latency", "store", "memory", "scaling"]))
+@click.argument("sections", nargs=-1, type=click.Choice(BENCH_SECTIONS))
 def bench(sections: tuple[str, ...]) -> None:
     """Measure the performance figures (all sections by default); writes bench/results/."""
     from facestream.bench import run
 
-    md = run(sections or ("edge", "processor", "latency", "store", "memory", "scaling"), log=err.print)
+    md = run(sections or BENCH_SECTIONS, log=err.print)
     console.print(f"wrote {md}")
 
 

@@ -30,6 +30,8 @@ class FaceObservation:
     transform:   [4, 4] float32 face pose (canonical face -> camera, cm), or None.
     box:         (x, y, w, h) normalised, the landmarks' extent.
     score:       detector confidence in [0, 1], or None when no detection overlapped.
+    detection_box: (x, y, w, h) normalised, the full-range detector's box (``producers.
+                 full_range``), or None.
     """
 
     landmarks: np.ndarray
@@ -37,9 +39,10 @@ class FaceObservation:
     transform: np.ndarray | None
     box: tuple[float, float, float, float]
     score: float | None
+    detection_box: tuple[float, float, float, float] | None = None
 
 
-def _box_of(lm: np.ndarray) -> tuple[float, float, float, float]:
+def box_of(lm: np.ndarray) -> tuple[float, float, float, float]:
     x0, y0 = lm[:, 0].min(), lm[:, 1].min()
     x1, y1 = lm[:, 0].max(), lm[:, 1].max()
     return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
@@ -119,7 +122,7 @@ class Landmarker:
             tf = None
             if result.facial_transformation_matrixes:
                 tf = np.asarray(result.facial_transformation_matrixes[i], dtype=np.float32)
-            box = _box_of(lm)
+            box = box_of(lm)
             score = None
             if detections:
                 best = max(detections, key=lambda d: iou(box, d[0]))

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from facestream.embedded import port_open
 from facestream.settings import Settings
+from producers.full_range import FullRangeLandmarker
 from producers.landmarker import Landmarker
 from producers.sources import Source
 from producers.teacher import Teacher, teach
@@ -48,7 +49,7 @@ class ProduceStats:
 
 def extract(
     source: Source,
-    landmarker: Landmarker,
+    landmarker: Landmarker | FullRangeLandmarker,
     session_id: str,
     device_id: str,
     start_ms: int,
@@ -139,8 +140,11 @@ def produce(
     show_progress: bool = True,
     console: Console | None = None,
     teacher: bool = False,
+    full_range: bool = False,
 ) -> tuple[str, ProduceStats]:
-    """Replay ``source`` through MediaPipe onto the frames topic; returns (session_id, stats)."""
+    """Replay ``source`` through MediaPipe onto the frames topic; returns (session_id, stats).
+    With ``full_range``, faces come from the full-range detector and are read on crops around
+    each (room cameras with several small faces)."""
     session_id = session_id or uuid.uuid4().hex[:12]
     stats = ProduceStats()
     console = console or Console(stderr=True)
@@ -152,7 +156,9 @@ def produce(
         TimeElapsedColumn(), console=console, disable=not show_progress, transient=False,
     )
     try:
-        with progress, Landmarker(max_faces=settings.max_faces, video=source.video) as landmarker:
+        landmarks = (FullRangeLandmarker(max_faces=settings.max_faces) if full_range
+                     else Landmarker(max_faces=settings.max_faces, video=source.video))
+        with progress, landmarks as landmarker:
             task = progress.add_task(source.name, total=source.total, faces=0, fps=0.0)
             for frames in extract(source, landmarker, session_id, settings.device_id,
                                   int(time.time() * 1000), stats, realtime,

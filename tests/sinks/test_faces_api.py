@@ -87,12 +87,46 @@ def test_one_face_has_every_field_of_both_services(api):
 
 
 def test_several_faces_left_to_right_and_expressions(api):
-    faces = _post(api, _bytes("multi_face.jpg")).json()["faces"]
-    assert len(faces) >= 2  # MediaPipe's short-range detector finds 2 of the 5 small faces
+    body = _post(api, _bytes("multi_face.jpg")).json()
+    faces = body["faces"]
+    assert len(faces) == 5 and "unreadFaces" not in body  # every face, 95-131 px tall
     xs = [f["boundingBox"]["x"] for f in faces]
     assert xs == sorted(xs)
+    assert all(95 * 0.6 <= f["boundingBox"]["h"] <= 131 * 1.2 for f in faces)
     assert _post(api, _bytes("0-f15-hao-ph.jpg")).json()["faces"][0]["emotion"]["value"] == "happy"
     assert _post(api, _bytes("0-f1-su-ph.jpg")).json()["faces"][0]["emotion"]["value"] == "surprise"
+
+
+def test_a_group_photo_at_the_size_limit(api):
+    """face-api.js's five-person demo photo, scaled to fit 1920x1080."""
+    bgr = cv2.imread(str(assets.npm_file(assets.FACE_API, "demo/sample5.jpg")))
+    scale = 1080 / bgr.shape[0]
+    small = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    faces = _post(api, cv2.imencode(".jpg", small)[1].tobytes()).json()["faces"]
+    assert len(faces) == 5
+    assert all(set(f["emotions"]) == {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"} for f in faces)
+
+
+@pytest.mark.parametrize("name", ["single_face.jpg", "0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg",
+                                  "45-m7-di-ph.jpg"])
+def test_single_faces_read_as_with_the_whole_image_landmarker(api, name):
+    """Landmarks from a crop around the detected face give the emotions the landmarker gave on
+    the whole image (the path before the full-range detector) within 0.05."""
+    from processors.features.expression import aligned_mesh, student_features
+    from processors.features.pose import to_pixel_space
+    from producers.landmarker import Landmarker
+    from producers.teacher import Teacher, face_crop
+
+    rgb = cv2.cvtColor(cv2.imread(str(assets.media(name))), cv2.COLOR_BGR2RGB)
+    with Landmarker(video=False, max_faces=1) as lmk:
+        (face,) = lmk.detect(rgb)
+    px = to_pixel_space(face.landmarks[None], float(rgb.shape[1]), float(rgb.shape[0]))
+    whole = Teacher(human_head=True).judged_expressions(face_crop(rgb, face.landmarks)[None],
+                                                        student_features(aligned_mesh(px), face.blendshapes[None]))[0]
+    (got,) = _post(api, _bytes(name)).json()["faces"]
+    from schemas.records import EMOTIONS
+
+    assert max(abs(got["emotions"][e] - float(whole[i])) for i, e in enumerate(EMOTIONS)) < 0.05
 
 
 def test_raw_body_png_and_full_mesh(api):
