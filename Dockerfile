@@ -4,6 +4,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends postgresql-clie
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY facestream facestream
+COPY infra infra
+COPY vision vision
+COPY training training
 COPY producers producers
 COPY processors processors
 COPY sinks sinks

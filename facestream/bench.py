@@ -20,7 +20,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,12 +31,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facestream import assets
 from facestream.bench_faces import SECTIONS as FACE_SECTIONS
 from facestream.bench_faces import bench_detector, bench_images
-from facestream.embedded import start_broker, stop_broker
-from facestream.settings import Settings, settings_env
-from facestream.topics import ensure_topics
+from infra import assets
+from infra.embedded import start_broker, stop_broker
+from infra.settings import Settings, settings_env
+from infra.topics import ensure_topics
 from schemas import LandmarkFrame
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,8 +93,8 @@ def _canvas_640x480(rgb: np.ndarray, faces: int) -> np.ndarray:
 
 
 def bench_edge(frames: int = 150) -> list[Figure]:
-    from producers.landmarker import Landmarker
     from producers.sources import VideoSource
+    from vision.landmarker import Landmarker
 
     src = [f.rgb for f, _ in zip(VideoSource(assets.media("WolfgangLanger_Pexels.mp4")), range(frames))]
     out = []
@@ -115,9 +114,9 @@ def bench_edge(frames: int = 150) -> list[Figure]:
 
 # -- 2. processor throughput ------------------------------------------------------------------------
 def _real_frames() -> list[LandmarkFrame]:
-    from producers.landmarker import Landmarker
     from producers.publish import ProduceStats, extract
     from producers.sources import VideoSource
+    from vision.landmarker import Landmarker
 
     out: list[LandmarkFrame] = []
     with Landmarker(max_faces=2) as lm:
@@ -193,7 +192,7 @@ def summarize_spy(folded: Path, top: int = 14) -> str:
         own[frames[-1]] = own.get(frames[-1], 0) + n
         for f in set(frames):
             inclusive[f] = inclusive.get(f, 0) + n
-    ours = {f: v for f, v in inclusive.items() if any(p in f for p in ("processors/", "schemas/", "facestream/pacing"))}
+    ours = {f: v for f, v in inclusive.items() if any(p in f for p in ("processors/", "schemas/", "infra/pacing"))}
     lines = [f"{total} samples", "", "own time:"]
     lines += [f"  {100 * v / total:5.1f}%  {f}" for f, v in sorted(own.items(), key=lambda x: -x[1])[:top]]
     lines += ["", "facestream code, inclusive:"]
@@ -396,13 +395,9 @@ def bench_latency(base: Settings, frames: list[LandmarkFrame], db_url: str, face
 # -- 4. store ------------------------------------------------------------------------------------
 def bench_store(db_url: str, frames: list[LandmarkFrame], rows_target: int = 1_000_000) -> list[Figure]:
     import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     from processors.pipeline import FrameProcessor
-    from sinks.store import queries
-    from sinks.store.db import connect, migrate
-    from sinks.store.writer import StoreWriter
-
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     results = FrameProcessor().process(frames, {}).results
     out = []
@@ -534,7 +529,7 @@ def write(figures: list[Figure], machine: dict, profile: str | None) -> Path:
         (OUT / f"{section}.json").write_text(json.dumps({"machine": machine, "figures": rows}, indent=2) + "\n")
     if profile:
         (OUT / "profile.txt").write_text(profile)
-    lines = [f"# Benchmark", "", "| section | figure | value | target | met | note | run |",
+    lines = ["# Benchmark", "", "| section | figure | value | target | met | note | run |",
              "|---|---|---|---|---|---|---|"]
     runs: dict[str, dict] = {}
     for section in SECTIONS:

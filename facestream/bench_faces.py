@@ -9,7 +9,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from facestream import assets
+from infra import assets
 
 # Section names, in the order the README table lists them.
 SECTIONS = ("detector", "images")
@@ -52,8 +52,8 @@ def _time(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
 def bench_detector(figure: Callable[..., object], repeats: int = 20) -> list:
     """ms per frame on the edge: MediaPipe's own detector (VIDEO mode, as `produce` runs it) and
     the full-range detector with a landmarker per face (`produce --detector full`)."""
-    from producers.full_range import FullRangeLandmarker
-    from producers.landmarker import Landmarker
+    from vision.full_range import FullRangeLandmarker
+    from vision.landmarker import Landmarker
 
     out = []
     for (w, h) in ((640, 480), (1280, 720)):

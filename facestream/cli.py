@@ -15,7 +15,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from facestream.settings import Settings, get_settings
+from infra.settings import Settings
+from vision.models import model_path
 
 console = Console()
 err = Console(stderr=True)
@@ -28,8 +29,8 @@ def _settings() -> Settings:
 
 def _ensure_broker(s: Settings) -> None:
     """Start the embedded broker when no external one is configured, then create topics."""
-    from facestream.embedded import EmbeddedError, start_broker
-    from facestream.topics import ensure_topics
+    from infra.embedded import EmbeddedError, start_broker
+    from infra.topics import ensure_topics
 
     try:
         if s.embedded:
@@ -94,7 +95,7 @@ def up() -> None:
 @main.command()
 def down() -> None:
     """Stop the embedded broker and database started by `up` (their data is kept)."""
-    from facestream.embedded import stop_broker
+    from infra.embedded import stop_broker
     from sinks.store.db import stop_embedded
 
     s = _settings()
@@ -105,7 +106,7 @@ def down() -> None:
 @main.command()
 def status() -> None:
     """Show where the broker is and whether it answers."""
-    from facestream.embedded import broker_status, port_open
+    from infra.embedded import broker_status, port_open
 
     s = _settings()
     if s.embedded:
@@ -136,7 +137,7 @@ def models() -> None:
 @click.option("--media", is_flag=True, help="also fetch the real test and demo media")
 def models_fetch(media: bool) -> None:
     """Fetch and verify MediaPipe's face_landmarker.task (and media), pinned by sha256, cached."""
-    from facestream import assets
+    from infra import assets
 
     for asset in [assets.LANDMARKER, *(assets.MEDIA.values() if media else [])]:
         console.print(f"{assets.fetch(asset)}  sha256 {asset.sha256}")
@@ -178,7 +179,7 @@ def produce(video: Path | None, images: Path | None, camera: int | None, realtim
 
 
 DEFAULT_LABELLED = Path(".facestream") / "dataset" / "labelled.npz"
-STUDENT = Path(__file__).resolve().parents[1] / "processors" / "models" / "emotion_student"
+STUDENT = model_path("emotion_student")
 
 
 @main.group()
@@ -198,8 +199,8 @@ def dataset_build(labelled_dirs: tuple[Path, ...], jobs: int, out: Path) -> None
     image's result is cached by its sha256)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from facestream.assets import cache_dir
-    from producers.labelled import LabelsError, build_labelled
+    from infra.assets import cache_dir
+    from training.dataset import LabelsError, build_labelled
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err, transient=True) as bar:
@@ -227,10 +228,10 @@ IMAGE_HEAD = STUDENT.with_name("image_expression_head")
 @click.option("--seed", default=0, show_default=True)
 def train(dataset_path: Path, out: Path, image_head_out: Path, seed: int) -> None:
     """Fit the landmark student, its cue heads and the image head to people's labels; export to ONNX."""
-    from facestream.assets import sha256_of
-    from processors.training import TrainParams, save, save_image_head
-    from processors.training import train as fit_all
-    from producers.labelled import LabelledDataset
+    from infra.assets import sha256_of
+    from training.dataset import LabelledDataset
+    from training.fit import TrainParams, save, save_image_head
+    from training.fit import train as fit_all
 
     try:
         ds = LabelledDataset.load(dataset_path)
@@ -238,8 +239,8 @@ def train(dataset_path: Path, out: Path, image_head_out: Path, seed: int) -> Non
         raise click.ClickException(str(exc)) from exc
     params = TrainParams(seed=seed)
     provenance = {"dataset_sha256": sha256_of(dataset_path), "faces": len(ds), "people": len(set(ds.person)),
-                  "seed": seed, "trainer": "facestream train (processors/training.py)",
-                  "teacher": "processors/models/face_expression.onnx"}
+                  "seed": seed, "trainer": "facestream train (training/fit.py)",
+                  "teacher": "vision/model_files/face_expression.onnx"}
     with err.status(f"training on {len(ds)} faces of {len(set(ds.person))} people"):
         models, image_head = fit_all(ds, params)
         save(models, out, provenance)
@@ -254,9 +255,9 @@ def train(dataset_path: Path, out: Path, image_head_out: Path, seed: int) -> Non
 @click.option("--copies", default=1, show_default=True, help="augmented copies per training row")
 def evaluate(dataset_path: Path, out_dir: Path, copies: int) -> None:
     """Person-disjoint figures against people's labels; writes model_card.md and .json."""
-    from processors.evaluation import evaluate as run
-    from processors.model_card import write
-    from producers.labelled import LabelledDataset
+    from training.dataset import LabelledDataset
+    from training.evaluate import evaluate as run
+    from training.model_card import write
 
     try:
         ds = LabelledDataset.load(dataset_path)
@@ -278,7 +279,6 @@ def gateway(host: str | None, port: int | None) -> None:
     import uvicorn
 
     from sinks.gateway.app import create_app
-
     from sinks.gateway.auth import check_secret
 
     s = _settings()
@@ -305,7 +305,7 @@ def sink() -> None:
     s = _settings()
     _ensure_broker(s)
     store = StoreSink(s, _database(s))
-    from facestream import metrics
+    from infra import metrics
 
     metrics.serve(s.sink_metrics_port, s.metrics_host)
     signal.signal(signal.SIGTERM, lambda *_: store.stop.set())
@@ -526,8 +526,8 @@ def watch(session_id: str | None, from_beginning: bool) -> None:
 @click.option("--fast", is_flag=True, help="replay as fast as possible instead of in real time")
 def demo(video: Path | None, fast: bool) -> None:
     """Start the stack, replay a real face video and print live cues per face."""
-    from facestream import assets
-    from facestream.embedded import broker_status, stop_broker
+    from infra import assets
+    from infra.embedded import broker_status, stop_broker
     from producers.publish import produce as run
     from producers.sources import VideoSource
     from sinks.console import watch as run_watch

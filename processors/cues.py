@@ -18,27 +18,8 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from schemas.records import EMOTIONS
-
-# MediaPipe's 52 blendshape categories, in model output order.
-BLENDSHAPES = (
-    "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft",
-    "browOuterUpRight", "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft",
-    "eyeBlinkRight", "eyeLookDownLeft", "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight",
-    "eyeLookOutLeft", "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight", "eyeSquintLeft",
-    "eyeSquintRight", "eyeWideLeft", "eyeWideRight", "jawForward", "jawLeft", "jawOpen",
-    "jawRight", "mouthClose", "mouthDimpleLeft", "mouthDimpleRight", "mouthFrownLeft",
-    "mouthFrownRight", "mouthFunnel", "mouthLeft", "mouthLowerDownLeft", "mouthLowerDownRight",
-    "mouthPressLeft", "mouthPressRight", "mouthPucker", "mouthRight", "mouthRollLower",
-    "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper", "mouthSmileLeft", "mouthSmileRight",
-    "mouthStretchLeft", "mouthStretchRight", "mouthUpperUpLeft", "mouthUpperUpRight",
-    "noseSneerLeft", "noseSneerRight",
-)
-B = {name: i for i, name in enumerate(BLENDSHAPES)}
-
-CUES = ("amusement", "surprise", "confusion", "attention")
-PHASES = ("idle", "engaging", "engaged", "disengaging")
-STATUSES = ("idle", "possible", "ready", "in_short_interruption", "in_long_interruption")
+from schemas.vocabulary import BLENDSHAPE_INDEX as B
+from schemas.vocabulary import EMOTIONS, Phase, Status
 
 
 def _mean(bs: np.ndarray, *names: str) -> np.ndarray:
@@ -158,8 +139,8 @@ class CueState:
     confusion: float
     attention: float
     engagement: float
-    phase: str = "idle"
-    status: str = "idle"
+    phase: str = Phase.IDLE
+    status: str = Status.IDLE
     interrupted_ms: int | None = None  # when the current interruption began
     eyes_closed_ms: int | None = None  # when the eyes closed, while they are closed
     blinks: int = 0
@@ -212,22 +193,22 @@ def step(
         closed_ms = None
 
     phase, status, interrupted = state.phase, state.status, state.interrupted_ms
-    was_engaged = phase in ("engaged", "disengaging")
+    was_engaged = phase in (Phase.ENGAGED, Phase.DISENGAGING)
     if en >= p.engaged_on and at >= p.ready_attention:
-        phase, status, interrupted = "engaged", "ready", None
+        phase, status, interrupted = Phase.ENGAGED, Status.READY, None
     elif was_engaged:
         # Engaged but attention lost, or engagement decaying: an interruption.
         interrupted = t_ms if interrupted is None else interrupted
         away_s = (t_ms - interrupted) / 1000.0
         if away_s >= p.long_interruption_s:
-            phase, status, interrupted = "idle", "idle", None
+            phase, status, interrupted = Phase.IDLE, Status.IDLE, None
         else:
-            phase = "engaged" if en >= p.engaged_on else "disengaging"
-            status = "in_short_interruption" if away_s < p.short_interruption_s else "in_long_interruption"
-    elif en >= p.engaging_on and (en > e_prev or phase == "engaging"):
-        phase, status = "engaging", "possible"
+            phase = Phase.ENGAGED if en >= p.engaged_on else Phase.DISENGAGING
+            status = Status.SHORT_INTERRUPTION if away_s < p.short_interruption_s else Status.LONG_INTERRUPTION
+    elif en >= p.engaging_on and (en > e_prev or phase == Phase.ENGAGING):
+        phase, status = Phase.ENGAGING, Status.POSSIBLE
     else:
-        phase, status = "idle", "idle"
+        phase, status = Phase.IDLE, Status.IDLE
 
     return replace(
         state, t_ms=t_ms, amusement=am, surprise=su, confusion=co, attention=at, engagement=en,

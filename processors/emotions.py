@@ -1,7 +1,7 @@
 """The emotion student at run time: 7 emotion probabilities per face-frame from landmark-only
 features, and the two cue heads fitted to people's labels (joy, surprise).
 
-All three come from ``processors/models/emotion_student.{onnx,json}``, written by
+All three come from ``vision/model_files/emotion_student.{onnx,json}``, written by
 ``facestream train``; ``reports/model_card.md`` says how far to trust them.
 """
 
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from facestream.onnx_runtime import open_session
-from processors.features.expression import NUM_FEATURES
-from schemas.records import EMOTIONS
+from schemas.vocabulary import EMOTIONS
+from vision.features.expression import NUM_FEATURES
+from vision.models import model_path, open_session
 
-STUDENT = Path(__file__).resolve().parent / "models" / "emotion_student"
+STUDENT = model_path("emotion_student")
 
 
 @dataclass(frozen=True)

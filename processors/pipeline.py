@@ -16,13 +16,13 @@ import numpy as np
 from processors import cues as cue_fns
 from processors.cues import CueParams, CueState
 from processors.emotions import EmotionModel
-from processors.features.blendshapes import BlendshapeModel
-from processors.features.expression import aligned_mesh, student_features
-from processors.features.eyes import eye_openness, gaze
-from processors.features.pose import angles_from_matrix, rotation_to_face, to_pixel_space
 from processors.session import FaceSession
 from schemas import FaceResult, LandmarkFrame
-from schemas.records import EMOTIONS
+from schemas.vocabulary import EMOTIONS, NUM_BLENDSHAPES, NUM_LANDMARKS
+from vision.features.blendshapes import BlendshapeModel
+from vision.features.expression import aligned_mesh, student_features
+from vision.features.eyes import eye_openness, gaze
+from vision.features.pose import angles_from_matrix, rotation_to_face, to_pixel_space
 
 
 @dataclass
@@ -58,10 +58,10 @@ class FrameProcessor:
 
     def features(self, frames: Sequence[LandmarkFrame]) -> Features:
         n = len(frames)
-        lm = np.stack([f.landmarks for f in frames]) if n else np.zeros((0, 478, 3), np.float32)
+        lm = np.stack([f.landmarks for f in frames]) if n else np.zeros((0, NUM_LANDMARKS, 3), np.float32)
         w = np.array([f.width for f in frames], dtype=np.float32)
         h = np.array([f.height for f in frames], dtype=np.float32)
-        bs = np.empty((n, 52), dtype=np.float32)
+        bs = np.empty((n, NUM_BLENDSHAPES), dtype=np.float32)
         # Devices that computed blendshapes keep theirs; the rest get the same model server-side.
         missing = [i for i, f in enumerate(frames) if f.blendshapes is None]
         for i, f in enumerate(frames):

@@ -29,10 +29,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
-from facestream import metrics
-from facestream.pacing import Pacer, paced_getmany
-from facestream.settings import Settings, get_settings
-from facestream.topics import changelog_topic, ensure_topics
+from infra import metrics
+from infra.pacing import Pacer, paced_getmany
+from infra.settings import Settings, get_settings
+from infra.topics import changelog_topic, ensure_topics
 from processors.cues import CueParams
 from processors.pipeline import FrameProcessor
 from processors.state import SessionStore

@@ -18,14 +18,14 @@ from kafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from facestream.embedded import port_open
-from facestream.settings import Settings
-from producers.full_range import FullRangeLandmarker
-from producers.landmarker import Landmarker
+from infra.embedded import port_open
+from infra.settings import Settings
 from producers.sources import Source
-from producers.teacher import Teacher, teach
 from producers.tracker import FaceTracker
 from schemas import LandmarkFrame
+from vision.full_range import FullRangeLandmarker
+from vision.landmarker import Landmarker
+from vision.teacher import Teacher, teach
 
 log = logging.getLogger(__name__)
 

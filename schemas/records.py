@@ -14,11 +14,8 @@ import numpy as np
 
 from schemas.codec import FACE_RESULT, LANDMARK_FRAME, SESSION_SUMMARY, RecordKind, decode, encode
 from schemas.errors import BadTimestamp, InvalidRecord, NonFinite, OutOfRange, WrongShape
+from schemas.vocabulary import EMOTIONS, NUM_BLENDSHAPES, NUM_LANDMARKS
 
-NUM_LANDMARKS = 478
-NUM_BLENDSHAPES = 52
-# The 7 basic emotions, in the order every record and model output uses (the seeds' names).
-EMOTIONS = ("neutral", "happy", "sad", "surprise", "angry", "fear", "disgust")
 LANDMARK_BYTES = NUM_LANDMARKS * 3 * 4
 # Normalised coordinates of a face partly outside the image may leave [0, 1] a little;
 # anything far outside is a unit error (pixels sent as normalised) or garbage.

@@ -12,7 +12,7 @@ The TFLite graph is written for batch 1; here axis 0 is a free batch axis, so on
 call scores many faces: input `landmarks` [batch, 146, 2] (pixel coordinates of the 146 chosen
 landmarks), output `blendshapes` [batch, 52]. The output is deterministic (same bytes each run).
 
-    python scripts/convert_blendshapes.py [--task PATH] [--out processors/models/face_blendshapes.onnx]
+    python scripts/convert_blendshapes.py [--task PATH] [--out vision/model_files/face_blendshapes.onnx]
 """
 
 from __future__ import annotations
@@ -256,10 +256,10 @@ def sha256(data: bytes) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", type=Path, help="face_landmarker.task (default: the pinned, cached one)")
-    ap.add_argument("--out", type=Path, default=ROOT / "processors/models/face_blendshapes.onnx")
+    ap.add_argument("--out", type=Path, default=ROOT / "vision/model_files/face_blendshapes.onnx")
     args = ap.parse_args()
     if args.task is None:
-        from facestream import assets
+        from infra import assets
 
         args.task = assets.landmarker_model()
     task_bytes = args.task.read_bytes()
@@ -279,7 +279,7 @@ def main() -> None:
         "onnx_sha256": sha256(data),
         "onnx_opset": OPSET,
         "input": "landmarks [batch, 146, 2] float32: the 146 landmarks of kLandmarksSubsetIdxs "
-                 "(processors/features/blendshapes.py) in pixel coordinates (x * width, y * height)",
+                 "(vision/features/blendshapes.py) in pixel coordinates (x * width, y * height)",
         "output": "blendshapes [batch, 52] float32 in MediaPipe's category order",
     }
     args.out.with_suffix(".json").write_text(json.dumps(provenance, indent=2) + "\n")

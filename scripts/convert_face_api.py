@@ -16,7 +16,7 @@ Both take ``image`` [batch, 112, 112, 3] float32 RGB in 0..255: the face crop af
 mean RGB, divide by 255) is inside the graph. tfjs's ``'same'`` padding puts the odd pixel at the
 bottom/right; the pads below are computed the same way. Output is deterministic.
 
-    python scripts/convert_face_api.py [--out-dir processors/models]
+    python scripts/convert_face_api.py [--out-dir vision/model_files]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from onnx import TensorProto, helper, numpy_helper
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from facestream.assets import FACE_API, npm_member, npm_tarball, sha256_of  # noqa: E402
+from infra.assets import FACE_API, npm_member, npm_tarball, sha256_of  # noqa: E402
 
 OPSET = 17
 SIZE = 112
@@ -221,7 +221,7 @@ def age_gender_model() -> onnx.ModelProto:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out-dir", type=Path, default=ROOT / "processors" / "models")
+    ap.add_argument("--out-dir", type=Path, default=ROOT / "vision" / "model_files")
     args = ap.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     tarball = npm_tarball(FACE_API)

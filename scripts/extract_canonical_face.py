@@ -6,7 +6,7 @@ tasks/cc/vision/face_geometry/proto/geometry_pipeline_metadata.proto and mesh_3d
 mediapipe wheel ships no Python bindings for it, so the message types are declared here from
 those .proto definitions and parsed with the protobuf library.
 
-    python scripts/extract_canonical_face.py [--task PATH] [--out processors/models/canonical_face.npz]
+    python scripts/extract_canonical_face.py [--task PATH] [--out vision/model_files/canonical_face.npz]
 """
 
 from __future__ import annotations
@@ -53,10 +53,10 @@ def _message_class():
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", type=Path)
-    ap.add_argument("--out", type=Path, default=ROOT / "processors/models/canonical_face.npz")
+    ap.add_argument("--out", type=Path, default=ROOT / "vision/model_files/canonical_face.npz")
     args = ap.parse_args()
     if args.task is None:
-        from facestream import assets
+        from infra import assets
 
         args.task = assets.landmarker_model()
     with zipfile.ZipFile(args.task) as zf:

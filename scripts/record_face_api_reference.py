@@ -26,10 +26,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from facestream import assets  # noqa: E402
-from producers.landmarker import Landmarker  # noqa: E402
+from infra import assets  # noqa: E402
 from producers.sources import VideoSource  # noqa: E402
-from producers.teacher import face_crop  # noqa: E402
+from vision.landmarker import Landmarker  # noqa: E402
+from vision.teacher import face_crop  # noqa: E402
 
 IMAGES = ["0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg",
           "single_face.jpg", "multi_face.jpg"]

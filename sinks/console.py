@@ -10,13 +10,12 @@ from dataclasses import dataclass, field
 from kafka import KafkaConsumer
 from rich.console import Console
 
-from facestream.pacing import Pacer, paced_poll
-from facestream.settings import Settings
+from infra.pacing import Pacer, paced_poll
+from infra.settings import Settings
 from schemas import FACE_RESULT, SESSION_SUMMARY, FaceResult, PayloadError, SessionSummary, peek_header
 from schemas.codec import decode
-from schemas.records import EMOTIONS
-
-CUE_FIELDS = ("amusement", "surprise", "confusion", "attention", "engagement")
+from schemas.vocabulary import CUES as CUE_FIELDS
+from schemas.vocabulary import EMOTIONS
 
 
 @dataclass

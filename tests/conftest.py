@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer
 
-from facestream.embedded import start_broker, stop_broker
-from facestream.settings import Settings, settings_env
-from facestream.topics import ensure_topics
+from infra.embedded import start_broker, stop_broker
+from infra.settings import Settings, settings_env
+from infra.topics import ensure_topics
 from schemas import FACE_RESULT, SESSION_SUMMARY, FaceResult, SessionSummary, decode, peek_header
 
 
@@ -257,10 +257,10 @@ def collect() -> Callable[..., tuple[list[FaceResult], list[SessionSummary]]]:
 @pytest.fixture(scope="session")
 def wolfgang_frames() -> list:
     """LandmarkFrames of WolfgangLanger_Pexels.mp4, extracted once by the real edge code."""
-    from facestream import assets
-    from producers.landmarker import Landmarker
+    from infra import assets
     from producers.publish import ProduceStats, extract
     from producers.sources import VideoSource
+    from vision.landmarker import Landmarker
 
     out = []
     with Landmarker(max_faces=2) as lmk:
@@ -274,7 +274,7 @@ def wolfgang_frames() -> list:
 @pytest.fixture(scope="session")
 def real_faces():
     """MediaPipe's own landmarks, blendshapes and transforms on real faces (see features_data)."""
-    from tests.processors.features_data import mediapipe_faces
+    from tests.vision.features.faces_data import mediapipe_faces
 
     return mediapipe_faces()
 

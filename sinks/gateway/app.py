@@ -36,9 +36,9 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from facestream import metrics
-from facestream.pacing import Pacer, paced_getmany
-from facestream.settings import Settings
+from infra import metrics
+from infra.pacing import Pacer, paced_getmany
+from infra.settings import Settings
 from schemas import FaceResult
 from schemas.errors import PayloadError
 from sinks.gateway import auth, dashboard, fastjson, mojo

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import jwt
 import psycopg
 
-from facestream.settings import Settings
+from infra.settings import Settings
 
 DEFAULT_SECRET = "facestream-development-secret-not-for-production"
 PREFIX = "fsk"

@@ -20,10 +20,9 @@ from psycopg.rows import dict_row
 from starlette.concurrency import run_in_threadpool
 
 from schemas import FaceResult
-from schemas.records import EMOTIONS
+from schemas.vocabulary import CUES, EMOTIONS
 from sinks.store.db import connect
 
-CUES = ("amusement", "surprise", "confusion", "attention", "engagement")
 KEEP_S = 120.0
 POINTS = 1800  # per face: a minute at 30 Hz
 

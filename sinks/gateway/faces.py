@@ -2,7 +2,7 @@
 
 Upload a JPG/JPEG/PNG (multipart field ``image`` or ``file``, or the raw body) up to 1920x1080;
 get every face, left to right, with both services' fields. Inference runs in-process: the
-full-range face detector, MediaPipe's landmarker on each face (``producers.full_range``), then face-api.js's expression and age/gender networks (ONNX) on
+full-range face detector, MediaPipe's landmarker on each face (``vision.full_range``), then face-api.js's expression and age/gender networks (ONNX) on
 each face crop, the expressions averaged with a head fitted to people's labels (model card). ``make_router(settings)`` returns the router; the gateway mounts it.
 """
 
@@ -20,13 +20,13 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from facestream import metrics
-from facestream.settings import Settings
-from processors.features.expression import aligned_mesh, student_features
-from processors.features.pose import to_pixel_space
-from producers.full_range import MAX_FACES, FullRangeLandmarker
-from producers.teacher import Teacher, face_crop
-from schemas.records import EMOTIONS
+from infra import metrics
+from infra.settings import Settings
+from schemas.vocabulary import EMOTIONS
+from vision.features.expression import aligned_mesh, student_features
+from vision.features.pose import to_pixel_space
+from vision.full_range import MAX_FACES, FullRangeLandmarker
+from vision.teacher import Teacher, face_crop
 
 MAX_W, MAX_H = 1920, 1080
 # Mesh points for the 5 Coqnitics landmarks (MediaPipe's numbering).

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from schemas import FaceResult, LandmarkFrame
-from schemas.records import EMOTIONS, NUM_LANDMARKS
+from schemas.vocabulary import EMOTIONS, FRAME_CUES, NUM_LANDMARKS
+from schemas.vocabulary import MOJO_OUTPUTS as CUES
 
-CUES = ("amusement", "surprise", "confusion", "attention", "engagement", "interaction")
 EXTRA = ("emotions", "emotion")
 OUTPUTS = CUES + EXTRA
 
@@ -100,7 +100,7 @@ def calculation(r: FaceResult, outputs: tuple[str, ...]) -> dict[str, Any]:
     """The ``calculation`` event for one result: exactly the requested outputs."""
     out: dict[str, Any] = {}
     for name in outputs:
-        if name in ("amusement", "surprise", "confusion", "attention"):
+        if name in FRAME_CUES:
             out[name] = round(float(getattr(r, name)), 4)
         elif name == "engagement":
             out[name] = {"value": round(float(r.engagement), 4), "status": r.engagement_phase}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 
-from facestream.settings import Settings
+from infra.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -22,12 +22,12 @@ import psycopg
 from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError
 
-from facestream import metrics
-from facestream.pacing import Pacer, paced_poll
-from facestream.settings import Settings
+from infra import metrics
+from infra.pacing import Pacer, paced_poll
+from infra.settings import Settings
 from schemas import FaceResult, SessionSummary
 from schemas.errors import PayloadError
-from schemas.records import EMOTIONS
+from schemas.vocabulary import EMOTIONS
 from sinks.store.db import StoreError, connect, ensure_partitions, migrate
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ class StoreSink:
 
     def run(self) -> SinkStats:
         consumer = self._consumer()
-        # Polls are short (facestream.pacing); a batch is gathered over several of them.
+        # Polls are short (infra.pacing); a batch is gathered over several of them.
         pacer = Pacer(max_pause_s=self.s.fetch_idle_max_s)
         results: list[FaceResult] = []
         summaries: list[SessionSummary] = []

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from facestream.cli import main
-from facestream.settings import Settings
+from infra.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

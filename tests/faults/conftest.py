@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
-from facestream.settings import Settings
+from infra.settings import Settings
 from producers.publish import Publisher
 from schemas import LandmarkFrame
 from sinks.store.writer import StoreSink

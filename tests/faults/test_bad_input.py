@@ -10,7 +10,6 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pytest
-import socketio
 from kafka import KafkaConsumer, KafkaProducer
 
 from schemas import LandmarkFrame

@@ -10,14 +10,13 @@ import os
 import signal
 import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from facestream.embedded import start_broker, stop_broker
-from facestream.settings import Settings
-from facestream.topics import ensure_topics
+from infra.embedded import start_broker, stop_broker
+from infra.settings import Settings
+from infra.topics import ensure_topics
 from tests.conftest import _free_port
 from tests.faults import report
 from tests.faults.conftest import publish, relabel, rows, session_frames, wait_for
@@ -192,7 +191,7 @@ def _postgres_outage(pgdata: Path, url: str, make_settings, start_worker, sink_t
 
 
 def test_gateway_dies_clients_reconnect(make_settings, start_worker, start_gateway, database_url, wolfgang_frames):
-    from tests.sinks.test_gateway import OUTPUT, MojoClient, _key, _mesh, _token
+    from tests.sinks.test_gateway import MojoClient, _key, _token
 
     s = make_settings()
     key, ns = _key(database_url, "reconnect")

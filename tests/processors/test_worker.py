@@ -8,11 +8,10 @@ import time
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from facestream import assets
-from processors.cues import PHASES, STATUSES
+from infra import assets
 from producers.publish import Publisher, produce
 from producers.sources import VideoSource
-from schemas.records import EMOTIONS
+from schemas.vocabulary import EMOTIONS, PHASES, STATUSES
 
 pytestmark = pytest.mark.integration
 

@@ -8,11 +8,11 @@ from collections import defaultdict
 import pytest
 from kafka import KafkaConsumer
 
-from facestream import assets
+from infra import assets
 from producers.publish import produce
 from producers.sources import ImageFolderSource, SourceError, VideoSource
 from schemas import LandmarkFrame
-from schemas.records import EMOTIONS
+from schemas.vocabulary import EMOTIONS
 
 
 def _consume_frames(s, expected: int) -> list:

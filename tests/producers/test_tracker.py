@@ -1,4 +1,5 @@
-from producers.tracker import FaceTracker, iou
+from producers.tracker import FaceTracker
+from vision.boxes import iou
 
 
 def test_iou():

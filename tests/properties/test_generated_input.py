@@ -9,13 +9,13 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from processors.cues import frame_evidence
-from processors.features.expression import aligned_shape, rules_baseline
-from processors.features.eyes import eye_openness, gaze
-from processors.features.pose import head_pose
 from schemas import FaceResult, LandmarkFrame, PayloadError
 from schemas.codec import HEADER, MAGIC
 from sinks.gateway import mojo
 from sinks.gateway.faces import ImageError, decode
+from vision.features.expression import aligned_shape, rules_baseline
+from vision.features.eyes import eye_openness, gaze
+from vision.features.pose import head_pose
 
 fast = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

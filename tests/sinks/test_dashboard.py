@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from facestream import assets
+from infra import assets
 from producers.publish import produce
 from producers.sources import VideoSource
 from sinks.store.writer import StoreSink

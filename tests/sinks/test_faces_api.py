@@ -17,8 +17,8 @@ import uvicorn
 from fastapi import FastAPI
 from PIL import Image  # only to write a CMYK JPEG, which OpenCV cannot
 
-from facestream import assets
-from facestream.settings import Settings
+from infra import assets
+from infra.settings import Settings
 from sinks.gateway.app import install_error_handlers
 from sinks.gateway.faces import FaceAnalyzer, make_router
 
@@ -112,10 +112,10 @@ def test_a_group_photo_at_the_size_limit(api):
 def test_single_faces_read_as_with_the_whole_image_landmarker(api, name):
     """Landmarks from a crop around the detected face give the emotions the landmarker gave on
     the whole image (the path before the full-range detector) within 0.05."""
-    from processors.features.expression import aligned_mesh, student_features
-    from processors.features.pose import to_pixel_space
-    from producers.landmarker import Landmarker
-    from producers.teacher import Teacher, face_crop
+    from vision.features.expression import aligned_mesh, student_features
+    from vision.features.pose import to_pixel_space
+    from vision.landmarker import Landmarker
+    from vision.teacher import Teacher, face_crop
 
     rgb = cv2.cvtColor(cv2.imread(str(assets.media(name))), cv2.COLOR_BGR2RGB)
     with Landmarker(video=False, max_faces=1) as lmk:
@@ -124,7 +124,7 @@ def test_single_faces_read_as_with_the_whole_image_landmarker(api, name):
     whole = Teacher(human_head=True).judged_expressions(face_crop(rgb, face.landmarks)[None],
                                                         student_features(aligned_mesh(px), face.blendshapes[None]))[0]
     (got,) = _post(api, _bytes(name)).json()["faces"]
-    from schemas.records import EMOTIONS
+    from schemas.vocabulary import EMOTIONS
 
     assert max(abs(got["emotions"][e] - float(whole[i])) for i, e in enumerate(EMOTIONS)) < 0.05
 

@@ -16,7 +16,7 @@ import jwt
 import pytest
 import socketio
 
-from facestream import assets
+from infra import assets
 from producers.publish import produce
 from producers.sources import VideoSource
 from sinks.gateway import auth

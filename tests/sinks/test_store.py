@@ -10,7 +10,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from facestream import assets
+from infra import assets
 from processors.pipeline import FrameProcessor
 from producers.publish import produce
 from producers.sources import VideoSource
@@ -118,7 +118,7 @@ def test_results_topic_to_postgres_end_to_end(make_settings, start_worker, colle
 
 def test_embedded_postgres_is_the_default_without_database_url(tmp_path):
     """No DATABASE_URL: a real PostgreSQL from the pgserver wheel, started and stopped by us."""
-    from facestream.settings import Settings
+    from infra.settings import Settings
     from sinks.store.db import database_url, stop_embedded
 
     s = Settings(database_url=None, data_dir=tmp_path)

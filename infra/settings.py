@@ -1,0 +1,126 @@
+"""One typed settings object, read from the environment.
+
+Every variable is ``FACESTREAM_<FIELD>`` (e.g. ``FACESTREAM_SESSION_GAP_S``), except the two
+that deployments conventionally set by their common names: ``KAFKA_BOOTSTRAP_SERVERS`` and
+``DATABASE_URL``. The defaults run the embedded stack on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from infra import assets
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FACESTREAM_", extra="ignore", populate_by_name=True)
+
+    log_format: str = Field("text", pattern="^(text|json)$", description="text, or json: one object per line")
+
+    # --- broker -----------------------------------------------------------------------------
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "FACESTREAM_KAFKA_BOOTSTRAP_SERVERS"),
+        description="host:port[,host:port]. Unset: the embedded broker (noida-db) is used.",
+    )
+    embedded_kafka_port: int = Field(19092, description="port of the embedded broker")
+    data_dir: Path = Field(Path(".facestream"), description="state of the embedded stack")
+
+    # --- topics -----------------------------------------------------------------------------
+    frames_topic: str = "facestream.frames"
+    results_topic: str = "facestream.results"
+    summaries_topic: str = "facestream.sessions"
+    dead_letter_topic: str = "facestream.dead-letters"
+    partitions: int = Field(4, ge=1, description="partitions of every facestream topic")
+    replication_factor: int = Field(1, ge=1)
+    frames_retention_ms: int = Field(6 * 3600 * 1000, description="frames are bulky: keep hours")
+    results_retention_ms: int = Field(7 * 24 * 3600 * 1000)
+
+    fetch_idle_max_s: float = Field(
+        0.01, ge=0, description="longest pause of an idle consumer between fetches (the embedded broker "
+        "answers empty fetches at once; pausing keeps idle consumers from spinning). 0: no pauses, "
+        "for brokers that hold empty fetches (Kafka)")
+
+    # --- processor --------------------------------------------------------------------------
+    app_id: str = Field("facestream", description="consumer group of the workers; names their changelog topic")
+    session_gap_s: float = Field(5.0, gt=0, description="inactivity that closes a face session")
+    batch_size: int = Field(256, ge=1, description="frames per model call")
+    commit_interval_s: float = Field(
+        0.2, gt=0, description="how often the worker writes changed sessions to its changelog and commits "
+        "offsets (a crash replays at most this much, without double counting)")
+    onnx_threads: int = Field(1, ge=1)
+    worker_instance_id: str | None = Field(
+        None, description="static group membership (KIP-345): a restarted worker with the same id "
+        "takes its partitions back at once instead of waiting for a rebalance; use one per worker")
+    consumer_session_timeout_s: float = Field(
+        10.0, gt=0, description="a worker silent this long loses its partitions to the others")
+    sweep_interval_s: float = Field(1.0, gt=0, description="how often idle sessions are closed")
+    max_frame_bytes: int = Field(64 * 1024, gt=0, description="larger frame messages go to the dead letters")
+    worker_metrics_port: int = Field(9101, ge=0, description="Prometheus metrics of the worker (0: off)")
+    sink_metrics_port: int = Field(9102, ge=0, description="Prometheus metrics of the store sink (0: off)")
+    metrics_host: str = Field("127.0.0.1", description="address the metrics endpoints bind")
+
+    # --- producer ---------------------------------------------------------------------------
+    max_faces: int = Field(4, ge=1)
+    device_id: str = Field("edge-0", description="who is publishing, stamped on every frame")
+
+    # --- storage ----------------------------------------------------------------------------
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "FACESTREAM_DATABASE_URL"),
+    )
+    cache_dir: Path = Field(default_factory=assets.cache_dir)
+    sink_batch_size: int = Field(2000, ge=1, description="results per COPY batch")
+    sink_batch_within_s: float = Field(0.5, gt=0, description="max wait to fill a COPY batch")
+    sink_group: str = Field("facestream-store", description="consumer group of the store sink")
+
+    # --- gateway ----------------------------------------------------------------------------
+    environment: str = Field("development", description="development | production; production "
+                             "refuses the default JWT secret")
+    gateway_host: str = Field("127.0.0.1", description="address the gateway binds")
+    gateway_port: int = Field(8000, description="port of the gateway (HTTP + Socket.IO)")
+    public_host: str | None = Field(None, description="host name returned to Mojo clients (default: gateway_host)")
+    jwt_secret: str = Field("facestream-development-secret-not-for-production", description="HS256 key of the tokens")
+    token_max_expiration_s: int = Field(24 * 3600, gt=0, description="longest token a client may ask for")
+    cors_origins: str = Field("", description="comma-separated origins allowed by CORS; empty: none")
+    max_image_bytes: int = Field(10 * 1024 * 1024, gt=0, description="largest accepted image upload")
+    max_event_bytes: int = Field(64 * 1024, gt=0, description="largest accepted Socket.IO event")
+    dashboard_enabled: bool = Field(True, description="serve /dashboard (every live face: keep the gateway "
+                                    "on a private network or behind an authenticating proxy)")
+    max_fps_per_token: float = Field(60.0, gt=0, description="facemesh events per second per connection")
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _strip(cls, v: str | None) -> str | None:
+        return v.strip() or None if v else None
+
+    @property
+    def embedded(self) -> bool:
+        """True when no external broker is configured."""
+        return self.kafka_bootstrap_servers is None
+
+    @property
+    def bootstrap(self) -> str:
+        """The broker address clients should use."""
+        return self.kafka_bootstrap_servers or f"127.0.0.1:{self.embedded_kafka_port}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def settings_env(s: Settings) -> dict[str, str]:
+    """Environment variables that reproduce ``s`` in another process."""
+    env = {}
+    for name, f in type(s).model_fields.items():
+        value = getattr(s, name)
+        if value is None:
+            continue
+        var = f.validation_alias.choices[0] if f.validation_alias else f"FACESTREAM_{name.upper()}"
+        env[str(var)] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env

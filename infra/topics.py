@@ -1,0 +1,60 @@
+"""Explicit topic creation: partition counts and retention are chosen, never auto-created."""
+
+from __future__ import annotations
+
+import logging
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from infra.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def changelog_topic(app_id: str) -> str:
+    """The worker's session changelog; Faust's table naming, so state written by releases that ran
+    on Faust is kept."""
+    return f"{app_id}-face-sessions-changelog"
+
+
+def topic_specs(s: Settings) -> dict[str, dict[str, str]]:
+    """Topic name -> topic configs for every topic facestream writes."""
+    return {
+        s.frames_topic: {"retention.ms": str(s.frames_retention_ms)},
+        s.results_topic: {"retention.ms": str(s.results_retention_ms)},
+        s.summaries_topic: {"retention.ms": str(s.results_retention_ms)},
+        s.dead_letter_topic: {"retention.ms": str(s.results_retention_ms)},
+        # The worker's session state: one value per face, so compaction keeps it small.
+        changelog_topic(s.app_id): {"cleanup.policy": "compact"},
+    }
+
+
+def ensure_topics(s: Settings, timeout_s: float = 30.0) -> list[str]:
+    """Create the missing facestream topics; return the names created."""
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=s.bootstrap, client_id="facestream-admin",
+                                 request_timeout_ms=int(timeout_s * 1000))
+    except KafkaError as exc:
+        raise RuntimeError(
+            f"cannot reach the Kafka broker at {s.bootstrap} ({exc}). Start it with "
+            "`facestream up`, or set KAFKA_BOOTSTRAP_SERVERS to a running broker."
+        ) from exc
+    try:
+        existing = set(admin.list_topics())
+        created = []
+        for name, configs in topic_specs(s).items():
+            if name in existing:
+                continue
+            try:
+                admin.create_topics([NewTopic(name, num_partitions=s.partitions,
+                                              replication_factor=s.replication_factor,
+                                              topic_configs=configs)])
+                created.append(name)
+            except TopicAlreadyExistsError:  # created concurrently by another process
+                pass
+        if created:
+            log.info("created topics %s with %d partitions", created, s.partitions)
+        return created
+    finally:
+        admin.close()
