@@ -31,7 +31,7 @@ test: install browser
 
 # Performance figures (not part of the tests): bench/results/README.md and *.json.
 bench: install
-	$(BIN)/facestream bench
+	$(BIN)/python -m bench
 
 up: install
 	$(BIN)/facestream up

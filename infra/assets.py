@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -108,12 +107,10 @@ MEDIA: dict[str, Asset] = {
 
 
 def cache_dir() -> Path:
-    """Where assets live: $FACESTREAM_CACHE_DIR, else $XDG_CACHE_HOME/facestream."""
-    env = os.environ.get("FACESTREAM_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "facestream"
+    """Where assets live: the settings' ``cache_dir`` (FACESTREAM_CACHE_DIR)."""
+    from infra.settings import Settings
+
+    return Settings().cache_dir
 
 
 def sha256_of(path: Path) -> str:

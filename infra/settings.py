@@ -7,13 +7,17 @@ that deployments conventionally set by their common names: ``KAFKA_BOOTSTRAP_SER
 
 from __future__ import annotations
 
-from functools import lru_cache
+import os
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from infra import assets
+
+def _default_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/facestream, else ~/.cache/facestream."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "facestream"
 
 
 class Settings(BaseSettings):
@@ -73,7 +77,8 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("DATABASE_URL", "FACESTREAM_DATABASE_URL"),
     )
-    cache_dir: Path = Field(default_factory=assets.cache_dir)
+    cache_dir: Path = Field(default_factory=_default_cache_dir,
+                            description="pinned models, media and the labelled-dataset cache")
     sink_batch_size: int = Field(2000, ge=1, description="results per COPY batch")
     sink_batch_within_s: float = Field(0.5, gt=0, description="max wait to fill a COPY batch")
     sink_group: str = Field("facestream-store", description="consumer group of the store sink")
@@ -109,18 +114,20 @@ class Settings(BaseSettings):
         return self.kafka_bootstrap_servers or f"127.0.0.1:{self.embedded_kafka_port}"
 
 
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()
+def env_names(field: str) -> list[str]:
+    """The environment variables that set ``field``, the preferred one first."""
+    f = Settings.model_fields[field]
+    if f.validation_alias is not None:
+        return [str(a) for a in f.validation_alias.choices]
+    return [f"FACESTREAM_{field.upper()}"]
 
 
 def settings_env(s: Settings) -> dict[str, str]:
     """Environment variables that reproduce ``s`` in another process."""
     env = {}
-    for name, f in type(s).model_fields.items():
+    for name in type(s).model_fields:
         value = getattr(s, name)
         if value is None:
             continue
-        var = f.validation_alias.choices[0] if f.validation_alias else f"FACESTREAM_{name.upper()}"
-        env[str(var)] = str(value).lower() if isinstance(value, bool) else str(value)
+        env[env_names(name)[0]] = str(value).lower() if isinstance(value, bool) else str(value)
     return env

@@ -31,7 +31,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from infra import metrics
 from infra.pacing import Pacer, paced_getmany
-from infra.settings import Settings, get_settings
+from infra.settings import Settings
 from infra.topics import changelog_topic, ensure_topics
 from processors.cues import CueParams
 from processors.pipeline import FrameProcessor
@@ -373,7 +373,7 @@ class Worker:
 def run_worker(settings: Settings | None = None) -> None:
     """Run one worker in this process until SIGINT or SIGTERM (a clean stop: the batch in flight
     is finished and committed, and a dynamic member leaves its group at once)."""
-    s = settings or get_settings()
+    s = settings or Settings()
     ensure_topics(s)
     metrics.serve(s.worker_metrics_port, s.metrics_host)
 

@@ -15,7 +15,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,8 +24,9 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer
 
+from facestream.services import spawn, stop
 from infra.embedded import start_broker, stop_broker
-from infra.settings import Settings, settings_env
+from infra.settings import Settings
 from infra.topics import ensure_topics
 from schemas import FACE_RESULT, SESSION_SUMMARY, FaceResult, SessionSummary, decode, peek_header
 
@@ -138,13 +138,7 @@ class WorkerProcess:
         return self.log.read_text(errors="replace")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop(self.proc, sig)
 
 
 @pytest.fixture
@@ -154,10 +148,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[Settings], WorkerProcess]
 
     def start(s: Settings, timeout_s: float = 120.0) -> WorkerProcess:
         log = tmp_path / f"worker-{len(started)}.log"
-        env = {**os.environ, **settings_env(s), "PYTHONUNBUFFERED": "1"}
-        with log.open("wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "facestream.cli", "worker"],
-                                    stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = spawn("worker", s, log=log)
         w = WorkerProcess(proc, log)
         started.append(w)
         deadline = time.monotonic() + timeout_s
@@ -197,11 +188,8 @@ def start_gateway(tmp_path: Path) -> Iterator[Callable[..., GatewayProcess]]:
     def start(s: Settings, database_url: str, timeout_s: float = 60.0) -> GatewayProcess:
         port = _free_port()
         log = tmp_path / f"gateway-{len(started)}.log"
-        env = {**os.environ, **settings_env(s), "DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1",
-               "FACESTREAM_GATEWAY_HOST": "127.0.0.1", "FACESTREAM_GATEWAY_PORT": str(port)}
-        with log.open("wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "facestream.cli", "gateway"],
-                                    stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = spawn("gateway", s, log=log, env={"DATABASE_URL": database_url, "FACESTREAM_GATEWAY_HOST": "127.0.0.1",
+                                                 "FACESTREAM_GATEWAY_PORT": str(port)})
         g = GatewayProcess(proc, log, f"http://127.0.0.1:{port}")
         started.append(g)
         deadline = time.monotonic() + timeout_s

@@ -29,10 +29,10 @@ from training.fit import (
     emotion_targets,
     features_of,
     fit,
-    fit_image_head,
     fit_models,
     to_onnx,
 )
+from training.image_head import fit_image_head
 from vision.features.blendshapes import BlendshapeModel
 from vision.features.expression import rules_baseline
 from vision.features.eyes import gaze

@@ -294,11 +294,11 @@ def fit_models(x: np.ndarray, rows: np.ndarray, ds: LabelledDataset, p: TrainPar
 
 
 def train(ds: LabelledDataset, p: TrainParams = TrainParams(), aug: Augment = Augment(),
-          model: BlendshapeModel | None = None) -> tuple[Models, "ImageHead"]:
-    """Augment, featurise and fit on all of ``ds``: the student and its cue heads, and the
-    image path's head."""
+          model: BlendshapeModel | None = None) -> tuple[Models, np.ndarray]:
+    """Augment, featurise and fit on all of ``ds``: the student and its cue heads. Also returns
+    the features [len(ds), 1456] of the rows themselves (the image head reads them too)."""
     x, rows = features_of(ds, model or BlendshapeModel(), np.random.default_rng(p.seed), aug, p.copies)
-    return fit_models(x, rows, ds, p), fit_image_head(ds, x[: len(ds)], seed=p.seed)
+    return fit_models(x, rows, ds, p), x[: len(ds)]
 
 
 def _head_nodes(head: Head, x: str, name: str, out: str, init: list) -> list[onnx.NodeProto]:
@@ -370,73 +370,4 @@ def save(models: Models, out: Path, provenance: dict) -> None:
                  "components": int(models.projection.basis.shape[1]),
                  "outputs": {"probabilities": "7 emotions", "joy": "P(people see joy: happy or smiling)",
                              "surprise": "P(people label the face surprised)"}})
-    out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-
-
-# --- the image path: a head on the teacher's embedding and the face's geometry ------------------
-
-IMAGE_HEAD = HeadParams(hidden=0, l2=1e-1, max_iter=300)
-IMAGE_COMPONENTS = 40
-IMAGE_BLEND = 0.7  # weight of the human-label head against the teacher's own probabilities
-
-
-@dataclass
-class ImageHead:
-    """People's 7 labels from the teacher's 256-d embedding beside the face's landmark geometry
-    (its own principal components of the aligned mesh, and the blendshapes)."""
-
-    projection: Projection
-    head: Head
-
-    def inputs(self, embedding: np.ndarray, features: np.ndarray) -> np.ndarray:
-        """[N, 256], [N, 1456] -> [N, 256 + C + 52]."""
-        return np.concatenate([embedding, self.projection(features)], axis=1)
-
-    def blend(self, embedding: np.ndarray, features: np.ndarray, teacher: np.ndarray) -> np.ndarray:
-        """-> [N, 7]: IMAGE_BLEND x head + (1 - IMAGE_BLEND) x teacher."""
-        return IMAGE_BLEND * self.head.predict(self.inputs(embedding, features)) + (1 - IMAGE_BLEND) * teacher
-
-
-def fit_image_head(ds: LabelledDataset, features: np.ndarray, p: HeadParams = IMAGE_HEAD, seed: int = 0) -> ImageHead:
-    """Fit on the rows of ``ds`` with an emotion label; ``features`` [len(ds), 1456] are theirs."""
-    proj = Projection.fit(features, IMAGE_COMPONENTS)
-    target, weight = emotion_targets(ds, 1.0)
-    keep = ds.label_index() >= 0
-    x = np.concatenate([ds.embedding, proj(features)], axis=1)
-    return ImageHead(proj, fit(x[keep], target[keep], weight[keep], p, seed=seed))
-
-
-def image_head_onnx(m: ImageHead) -> onnx.ModelProto:
-    """embedding [batch, 256], features [batch, 1456], teacher [batch, 7] -> probabilities
-    [batch, 7] (EMOTIONS order)."""
-    c = numpy_helper.from_array
-    init = [c(np.array(IMAGE_BLEND, np.float32), "blend"), c(np.array(1 - IMAGE_BLEND, np.float32), "keep")]
-    nodes = _projection_nodes(m.projection, "features", "geometry", init)
-    nodes.append(helper.make_node("Concat", ["embedding", "geometry"], ["inputs"], axis=1))
-    nodes += _head_nodes(m.head, "inputs", "head", "head/probabilities", init)
-    nodes += [helper.make_node("Mul", ["head/probabilities", "blend"], ["head/weighted"]),
-              helper.make_node("Mul", ["teacher", "keep"], ["teacher/weighted"]),
-              helper.make_node("Add", ["head/weighted", "teacher/weighted"], ["probabilities"])]
-    f = TensorProto.FLOAT
-    graph = helper.make_graph(
-        nodes, "image_expression_head",
-        [helper.make_tensor_value_info("embedding", f, ["batch", 256]),
-         helper.make_tensor_value_info("features", f, ["batch", NUM_FEATURES]),
-         helper.make_tensor_value_info("teacher", f, ["batch", len(EMOTIONS)])],
-        [helper.make_tensor_value_info("probabilities", f, ["batch", len(EMOTIONS)])], init)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="facestream train",
-                              doc_string="human-label head on face-api's expression embedding and the face's "
-                                         "landmark geometry, blended with face-api's own probabilities")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
-
-
-def save_image_head(m: ImageHead, out: Path, provenance: dict) -> None:
-    model = image_head_onnx(m)
-    onnx_path = out.with_suffix(".onnx")
-    onnx_path.write_bytes(model.SerializeToString())
-    meta = dict(provenance)
-    meta.update({"onnx_sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(), "classes": list(EMOTIONS),
-                 "features": NUM_FEATURES, "blend": IMAGE_BLEND})
     out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")

@@ -15,10 +15,9 @@ from training.fit import (
     augment_landmarks,
     balanced_weights,
     fit,
-    fit_image_head,
-    image_head_onnx,
     to_onnx,
 )
+from training.image_head import fit_image_head, image_head_onnx
 from vision.features.expression import NUM_FEATURES
 
 

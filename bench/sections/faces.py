@@ -9,10 +9,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from bench.harness import Figure
 from infra import assets
-
-# Section names, in the order the README table lists them.
-SECTIONS = ("detector", "images")
 
 
 def _rgb(path) -> np.ndarray:
@@ -49,7 +47,7 @@ def _time(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
     return float(np.median(times)), result
 
 
-def bench_detector(figure: Callable[..., object], repeats: int = 20) -> list:
+def bench_detector(repeats: int = 20) -> list[Figure]:
     """ms per frame on the edge: MediaPipe's own detector (VIDEO mode, as `produce` runs it) and
     the full-range detector with a landmarker per face (`produce --detector full`)."""
     from vision.full_range import FullRangeLandmarker
@@ -64,14 +62,14 @@ def bench_detector(figure: Callable[..., object], repeats: int = 20) -> list:
                 dt_s, found_s = _time(lambda: short.detect(frame, next(clock)), repeats)
             with FullRangeLandmarker(max_faces=8) as full:
                 dt_f, found_f = _time(lambda: full.detect(frame), repeats)
-            out.append(figure("detector", f"edge {w}x{h}, {n} face(s), MediaPipe's detector", 1000 * dt_s,
+            out.append(Figure("detector", f"edge {w}x{h}, {n} face(s), MediaPipe's detector", 1000 * dt_s,
                               "ms/frame", note=f"faces found: {len(found_s)}"))
-            out.append(figure("detector", f"edge {w}x{h}, {n} face(s), full-range detector", 1000 * dt_f,
+            out.append(Figure("detector", f"edge {w}x{h}, {n} face(s), full-range detector", 1000 * dt_f,
                               "ms/frame", note=f"faces found: {len(found_f)}"))
     return out
 
 
-def bench_images(figure: Callable[..., object], repeats: int = 5) -> list:
+def bench_images(repeats: int = 5) -> list[Figure]:
     """ms per 1920x1080 image through the image API's analyser (detector, landmarks per face,
     teacher, age/gender; no HTTP)."""
     from sinks.gateway.faces import FaceAnalyzer
@@ -81,6 +79,6 @@ def bench_images(figure: Callable[..., object], repeats: int = 5) -> list:
     for n in (1, 5, 20):
         image = scene(1920, 1080, n)
         dt, res = _time(lambda: analyzer.analyze(image), repeats)
-        out.append(figure("images", f"/v1/faces 1920x1080, {n} face(s)", 1000 * dt, "ms/image",
+        out.append(Figure("images", f"/v1/faces 1920x1080, {n} face(s)", 1000 * dt, "ms/image",
                           note=f"faces returned: {len(res.faces)}"))
     return out

@@ -1,0 +1,3 @@
+"""The benchmark's sections, in the order the results table lists them."""
+
+SECTIONS = ("edge", "processor", "latency", "store", "memory", "scaling", "detector", "images")

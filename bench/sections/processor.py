@@ -1,0 +1,191 @@
+"""Worker throughput on a pre-filled topic, beside a raw consumer; worker scaling; the pipeline's profile."""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import io
+import pstats
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from bench.harness import OUT, ROOT, Figure, topic_settings
+from facestream.services import spawn, stop
+from infra.settings import Settings
+from infra.topics import ensure_topics
+from schemas import LandmarkFrame
+
+
+def _prefill(s: Settings, frames: list[LandmarkFrame], copies: int, device_blendshapes: bool) -> int:
+    from kafka import KafkaProducer
+
+    p = KafkaProducer(bootstrap_servers=s.bootstrap, linger_ms=20, batch_size=1 << 20, acks=1)
+    now = int(time.time() * 1000)
+    n = 0
+    for c in range(copies):
+        for f in frames:
+            g = LandmarkFrame(**{**f.__dict__, "session_id": f"bench-{c}", "capture_ms": now + f.seq * 33,
+                                 "blendshapes": f.blendshapes if device_blendshapes else None})
+            p.send(s.frames_topic, key=g.key.encode(), value=g.encode())
+            n += 1
+    p.flush()
+    p.close()
+    return n
+
+
+def _raw_consume_rate(s: Settings, n: int) -> float:
+    """A plain aiokafka consumer that only decodes: frames/s over the same topic."""
+    from aiokafka import AIOKafkaConsumer
+
+    async def run() -> float:
+        c = AIOKafkaConsumer(s.frames_topic, bootstrap_servers=s.bootstrap, group_id=None,
+                             auto_offset_reset="earliest")
+        await c.start()
+        got, t0 = 0, None
+        try:
+            while got < n:
+                batch = await c.getmany(timeout_ms=1000, max_records=5000)
+                if t0 is None and batch:
+                    t0 = time.perf_counter()
+                for records in batch.values():
+                    for m in records:
+                        LandmarkFrame.decode(m.value)
+                    got += len(records)
+        finally:
+            await c.stop()
+        return got / (time.perf_counter() - (t0 or time.perf_counter()))
+
+    return asyncio.run(run())
+
+
+def _spy(pid: int, out: Path) -> subprocess.Popen | None:
+    """py-spy sampling a process until it exits (folded stacks), or None where py-spy is missing."""
+    exe = Path(sys.executable).parent / "py-spy"
+    if not exe.exists():
+        return None
+    # --nonblocking: sample without pausing the worker, which would slow what is being measured.
+    return subprocess.Popen([str(exe), "record", "--nonblocking", "--pid", str(pid), "--rate", "200", "--format", "raw",
+                             "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def summarize_spy(folded: Path, top: int = 14) -> str:
+    """Where a process spent its samples: functions by own time, and facestream's by inclusive time."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in folded.read_text().splitlines():
+        if not line.strip():
+            continue
+        stack, count = line.rsplit(" ", 1)
+        frames, n = stack.split(";"), int(count)
+        total += n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for f in set(frames):
+            inclusive[f] = inclusive.get(f, 0) + n
+    ours = {f: v for f, v in inclusive.items() if any(p in f for p in ("processors/", "schemas/", "infra/pacing"))}
+    lines = [f"{total} samples", "", "own time:"]
+    lines += [f"  {100 * v / total:5.1f}%  {f}" for f, v in sorted(own.items(), key=lambda x: -x[1])[:top]]
+    lines += ["", "facestream code, inclusive:"]
+    lines += [f"  {100 * v / total:5.1f}%  {f}" for f, v in sorted(ours.items(), key=lambda x: -x[1])[:top]]
+    return "\n".join(lines)
+
+
+def _worker_rate(s: Settings, n: int, workers: int = 1, profile: Path | None = None) -> tuple[float, float]:
+    """(frames/s from first to last result, start-up seconds) for ``workers`` worker processes;
+    with ``profile``, the first worker's py-spy summary is written there."""
+    from kafka import KafkaConsumer
+
+    t0 = time.monotonic()
+    procs = [spawn("worker", s, "--loglevel", "warning", env={"FACESTREAM_WORKER_INSTANCE_ID": f"bench-{i}"}, cwd=ROOT)
+             for i in range(workers)]
+    folded = OUT / "worker.folded"
+    spy = _spy(procs[0].pid, folded) if profile else None
+    c = KafkaConsumer(s.results_topic, bootstrap_servers=s.bootstrap, auto_offset_reset="earliest", group_id=None)
+    got, first = 0, None
+    try:
+        while got < n and time.monotonic() - t0 < 900:
+            for recs in c.poll(timeout_ms=500).values():
+                first = first or time.monotonic()
+                got += len(recs)
+    finally:
+        c.close()
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            stop(p, timeout_s=30)
+    end = time.monotonic()
+    if spy is not None and profile is not None:
+        try:
+            spy.wait(60)
+            profile.write_text(summarize_spy(folded) + "\n")
+        except (subprocess.TimeoutExpired, OSError, ValueError) as exc:
+            profile.write_text(f"py-spy gave no profile: {exc}\n")
+        folded.unlink(missing_ok=True)
+    return got / (end - (first or end)), (first or end) - t0
+
+
+def bench_processor(base: Settings, frames: list[LandmarkFrame], copies: int = 32, repeats: int = 3) -> list[Figure]:
+    """Worker and raw consumer alternately on the same pre-filled topic, ``repeats`` times each
+    (this shared machine varies by +-30 % between runs): medians, with every run in the note."""
+    out = []
+    for device in (True, False):
+        s = topic_settings(base, uuid.uuid4().hex[:6])
+        ensure_topics(s)
+        n = _prefill(s, frames, copies, device)
+        tag = "device-blendshapes" if device else "landmarks-only"
+        raws, rates, startups = [], [], []
+        for rep in range(repeats):
+            # A consumer group and results topic of its own per run, on the same frames.
+            r = s.model_copy(update={"app_id": f"{s.app_id}-{rep}", "results_topic": f"{s.results_topic}-{rep}",
+                                     "summaries_topic": f"{s.summaries_topic}-{rep}"})
+            ensure_topics(r)
+            raws.append(_raw_consume_rate(r, n))
+            last = rep == repeats - 1
+            rate, startup = _worker_rate(r, n, profile=OUT / f"worker-profile-{tag}.txt" if last else None)
+            rates.append(rate)
+            startups.append(startup)
+        rate, raw = float(np.median(rates)), float(np.median(raws))
+        runs = ", ".join(f"{w:,.0f}/{c:,.0f}" for w, c in zip(rates, raws))
+        kind = "with device blendshapes" if device else "landmarks only (server-side blendshapes)"
+        out.append(Figure("processor", f"one worker, {kind}", rate, "frames/s", ">= 5000",
+                          rate >= 5000, f"median of {repeats}; {n} frames, start-up {np.median(startups):.1f} s"))
+        out.append(Figure("processor", f"raw aiokafka consume + decode, {kind}", raw, "frames/s",
+                          note=f"median of {repeats}"))
+        out.append(Figure("processor", f"worker / raw ratio, {kind}", rate / raw, "", ">= 0.5", rate / raw >= 0.5,
+                          f"worker/raw per run, side by side: {runs}"))
+    return out
+
+
+def bench_scaling(base: Settings, frames: list[LandmarkFrame]) -> list[Figure]:
+    out = []
+    for workers in (1, 2, 4):
+        s = topic_settings(base, uuid.uuid4().hex[:6], partitions=4)
+        ensure_topics(s)
+        n = _prefill(s, frames, 32, True)
+        rate, _ = _worker_rate(s, n, workers)
+        out.append(Figure("scaling", f"{workers} worker process(es), 4 partitions", rate, "frames/s",
+                          note="device blendshapes; 2 cores"))
+    return out
+
+
+def profile_pipeline(frames: list[LandmarkFrame]) -> str:
+    """Where a landmark-only batch of 256 frames spends its time (cProfile, top 12)."""
+    from processors.pipeline import FrameProcessor
+
+    fp = FrameProcessor()
+    batch = [LandmarkFrame(**{**f.__dict__, "blendshapes": None}) for f in frames[:256]]
+    fp.process(batch, {})
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(5):
+        fp.process(batch, {})
+    prof.disable()
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(12)
+    return buf.getvalue()

@@ -1,0 +1,51 @@
+"""What the commands share: the consoles, the settings, and starting the embedded services."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+
+from infra.settings import Settings
+
+console = Console()
+
+
+err = Console(stderr=True)
+
+
+def settings() -> Settings:
+    # Read the environment afresh on every command (an embedding process may change it).
+    return Settings()
+
+
+def ensure_broker(s: Settings) -> None:
+    """Start the embedded broker when no external one is configured, then create topics."""
+    from infra.embedded import EmbeddedError, start_broker
+    from infra.topics import ensure_topics
+
+    try:
+        if s.embedded:
+            st = start_broker(s)
+            err.print(f"embedded broker (noida-db) on {st.address}, pid {st.pid}")
+        created = ensure_topics(s)
+    except (EmbeddedError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if created:
+        err.print(f"created topics: {', '.join(created)} ({s.partitions} partitions each)")
+
+
+def database(s: Settings, migrate: bool = True) -> str:
+    """The database URL: DATABASE_URL, or the embedded PostgreSQL (started if needed)."""
+    from sinks.store.db import StoreError, connect, database_url
+    from sinks.store.db import migrate as apply
+
+    try:
+        url = database_url(s)
+        if migrate:
+            with connect(url) as conn:
+                applied = apply(conn)
+            if applied:
+                err.print(f"database migrated: {', '.join(applied)}")
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return url

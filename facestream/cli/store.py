@@ -1,0 +1,171 @@
+"""Commands over the PostgreSQL store: migrations and grants, API keys, analytics queries."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from facestream.cli.common import console, database, err, settings
+from facestream.cli.main import main
+
+
+@main.group()
+def db() -> None:
+    """Database administration (run with the owner's DATABASE_URL)."""
+
+
+@db.command("migrate")
+def db_migrate() -> None:
+    """Apply the store's pending migrations."""
+    database(settings())
+    console.print("database is up to date")
+
+
+@db.command("grant")
+@click.argument("role")
+def db_grant(role: str) -> None:
+    """Let ROLE (an existing login role) run the services: read and write data, create the day's
+    partition through a vetted function, and never change the schema."""
+    from sinks.store.db import connect, grant_runtime_role
+
+    with connect(database(settings())) as conn:
+        grant_runtime_role(conn, role)
+    console.print(f"granted {role} the runtime rights; point the services' DATABASE_URL at it")
+
+
+@main.group()
+def keys() -> None:
+    """API keys for Mojo clients (stored hashed)."""
+
+
+@keys.command("create")
+@click.argument("name")
+def keys_create(name: str) -> None:
+    """Create a key; it is shown once."""
+    from sinks.gateway.auth import create_key
+    from sinks.store.db import connect
+
+    with connect(database(settings())) as conn:
+        secret, key = create_key(conn, name)
+    console.print(f"key {key.key_id} ({key.name}), namespace {key.namespace}")
+    console.print(secret, soft_wrap=True)
+    err.print("store it now: only its hash is kept")
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List keys (never their secrets)."""
+    from sinks.gateway.auth import list_keys
+    from sinks.store.db import connect
+
+    with connect(database(settings())) as conn:
+        rows = list_keys(conn)
+    t = Table("key id", "name", "namespace", "created", "revoked")
+    for k in rows:
+        t.add_row(k.key_id, k.name, k.namespace, str(k.created)[:19], str(k.revoked)[:19] if k.revoked else "")
+    console.print(t)
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key: it gets no new tokens."""
+    from sinks.gateway.auth import revoke_key
+    from sinks.store.db import connect
+
+    with connect(database(settings())) as conn:
+        if not revoke_key(conn, key_id):
+            raise click.ClickException(f"no active key {key_id}")
+    console.print(f"revoked {key_id}")
+
+
+@main.group()
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table")
+@click.pass_context
+def query(ctx: click.Context, as_json: bool) -> None:
+    """Analytics over the store."""
+    ctx.obj = {"json": as_json}
+
+
+def _print_rows(ctx: click.Context, rows: list[dict]) -> None:
+    import json
+
+    if ctx.obj["json"]:
+        for r in rows:
+            console.print(json.dumps(r, default=str), soft_wrap=True, highlight=False)
+        return
+    if not rows:
+        err.print("no rows")
+        return
+    t = Table(*rows[0].keys())
+    for r in rows:
+        t.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r.values()))
+    console.print(t)
+
+
+def _when(value: str | None):
+    from datetime import datetime, timezone
+
+    if value is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not ISO-8601 (e.g. 2026-11-24T10:00)") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+@query.command("sessions")
+@click.option("--device")
+@click.option("--since", help="ISO-8601, UTC unless it says otherwise")
+@click.option("--until")
+@click.option("--limit", default=100, show_default=True)
+@click.pass_context
+def query_sessions(ctx: click.Context, device: str | None, since: str | None, until: str | None, limit: int) -> None:
+    """Sessions by time range and device."""
+    from sinks.store import queries
+    from sinks.store.db import connect
+
+    with connect(database(settings())) as conn:
+        _print_rows(ctx, queries.sessions(conn, device=device, since=_when(since), until=_when(until), limit=limit))
+
+
+@query.command("session")
+@click.argument("session_id")
+@click.pass_context
+def query_session(ctx: click.Context, session_id: str) -> None:
+    """Per-face summary of one session."""
+    from sinks.store import queries
+    from sinks.store.db import connect
+
+    with connect(database(settings())) as conn:
+        _print_rows(ctx, queries.session_summary(conn, session_id))
+
+
+@query.command("timeline")
+@click.argument("session_id")
+@click.option("--face", help="one face key (session/track)")
+@click.pass_context
+def query_timeline(ctx: click.Context, session_id: str, face: str | None) -> None:
+    """Per-minute emotions and cues per face."""
+    from sinks.store import queries
+    from sinks.store.db import connect
+
+    with connect(database(settings())) as conn:
+        _print_rows(ctx, queries.timeline(conn, session_id, face))
+
+
+@query.command("distribution")
+@click.argument("metric", type=click.Choice(["engagement", "attention"]))
+@click.option("--device")
+@click.option("--since")
+@click.option("--until")
+@click.pass_context
+def query_distribution(ctx: click.Context, metric: str, device: str | None, since: str | None,
+                       until: str | None) -> None:
+    """Frames per tenth of engagement or attention."""
+    from sinks.store import queries
+    from sinks.store.db import connect
+
+    with connect(database(settings())) as conn:
+        _print_rows(ctx, queries.distribution(conn, metric, device=device, since=_when(since), until=_when(until)))
