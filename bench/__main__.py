@@ -55,8 +55,11 @@ def run(sections: tuple[str, ...], log: Callable[[str], None] = print) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    ap.add_argument("sections", nargs="*", choices=SECTIONS, help="default: all")
+    ap.add_argument("sections", nargs="*", metavar="SECTION", help=f"any of {', '.join(SECTIONS)} (default: all)")
     args = ap.parse_args()
+    unknown = sorted(set(args.sections) - set(SECTIONS))
+    if unknown:
+        ap.error(f"unknown section(s) {', '.join(unknown)}: choose from {', '.join(SECTIONS)}")
     print(f"wrote {run(tuple(args.sections) or SECTIONS)}")
 
 
