@@ -13,6 +13,8 @@ RESULTS_OUT = Counter("facestream_results_out_total", "Results produced or deliv
 DEAD_LETTERS = Counter("facestream_dead_letters_total", "Refused inputs, by reason", ["service", "reason"])
 STALE_FRAMES = Counter("facestream_stale_frames_total", "Duplicate or out-of-order frames (re-emitted, "
                        "state not advanced)")
+REPEATS_SUPPRESSED = Counter("facestream_repeats_suppressed_total", "Results of frames already delivered to a live "
+                             "client (redelivered after a worker restart), not sent again", ["service"])
 ACTIVE_SESSIONS = Gauge("facestream_active_sessions", "Open face sessions held by this worker")
 CONSUMER_LAG = Gauge("facestream_consumer_lag", "Messages behind the end of the input topic", ["service"])
 LATENCY = Histogram("facestream_end_to_end_latency_seconds", "Capture time to result produced",

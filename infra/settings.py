@@ -57,9 +57,13 @@ class Settings(BaseSettings):
         0.2, gt=0, description="how often the worker writes changed sessions to its changelog and commits "
         "offsets (a crash replays at most this much, without double counting)")
     onnx_threads: int = Field(1, ge=1)
+    static_membership: bool = Field(
+        True, description="workers and store sinks join their groups as static members (KIP-345) with an "
+        "id of their own (<host>-<role>-<slot>, the lowest slot free on this host), so a restarted process "
+        "takes its partitions back at once; false: dynamic members, which leave the group on a clean stop")
     worker_instance_id: str | None = Field(
-        None, description="static group membership (KIP-345): a restarted worker with the same id "
-        "takes its partitions back at once instead of waiting for a rebalance; use one per worker")
+        None, description="this worker's static member id instead of <host>-worker-<slot>; refused while "
+        "another live worker on this host holds it")
     consumer_session_timeout_s: float = Field(
         10.0, gt=0, description="a worker silent this long loses its partitions to the others")
     sweep_interval_s: float = Field(1.0, gt=0, description="how often idle sessions are closed")
@@ -82,6 +86,8 @@ class Settings(BaseSettings):
     sink_batch_size: int = Field(2000, ge=1, description="results per COPY batch")
     sink_batch_within_s: float = Field(0.5, gt=0, description="max wait to fill a COPY batch")
     sink_group: str = Field("facestream-store", description="consumer group of the store sink")
+    sink_instance_id: str | None = Field(
+        None, description="this sink's static member id instead of <host>-sink-<slot>")
 
     # --- gateway ----------------------------------------------------------------------------
     environment: str = Field("development", description="development | production; production "

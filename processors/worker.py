@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
-from infra import metrics
+from infra import membership, metrics
 from infra.pacing import Pacer, paced_getmany
 from infra.settings import Settings
 from infra.topics import changelog_topic, ensure_topics
@@ -375,6 +375,14 @@ def run_worker(settings: Settings | None = None) -> None:
     is finished and committed, and a dynamic member leaves its group at once)."""
     s = settings or Settings()
     ensure_topics(s)
+    member = None
+    if s.static_membership:
+        # Held until this process ends, however it ends: a restart gets the same id back.
+        member = membership.claim("worker", s.app_id, s.cache_dir / "members", s.worker_instance_id)
+        s = s.model_copy(update={"worker_instance_id": member.instance_id})
+        log.info("static member %s of group %s", member.instance_id, s.app_id)
+    else:
+        s = s.model_copy(update={"worker_instance_id": None})
     metrics.serve(s.worker_metrics_port, s.metrics_host)
 
     async def main() -> None:
@@ -385,4 +393,8 @@ def run_worker(settings: Settings | None = None) -> None:
         await Worker(s).run(stop)
         log.info("worker stopped")
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        if member is not None:
+            member.release()

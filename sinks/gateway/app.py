@@ -44,6 +44,7 @@ from schemas.errors import PayloadError
 from sinks.gateway import auth, dashboard, fastjson, mojo
 from sinks.gateway.dashboard import LiveBuffer
 from sinks.gateway.faces import make_router
+from sinks.gateway.once import OncePerFrame
 from sinks.store.db import connect, migrate
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ class Gateway:
         self.followers: dict[str, int] = {}  # edge session id -> local subscribers
         self.stats = GatewayStats()
         self.live = LiveBuffer()
+        self.once = OncePerFrame()
         self.producer: AIOKafkaProducer | None = None
         self._deliver_task: asyncio.Task | None = None
         self.sio.on("connect", self.on_connect, namespace="*")
@@ -259,6 +261,9 @@ class Gateway:
         except PayloadError as exc:
             log.error("undecodable result at %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, exc)
             return
+        if not self.once.first(r.face_key, r.seq):
+            metrics.REPEATS_SUPPRESSED.labels("gateway").inc()
+            return  # redelivered after a worker restart: this client has it already
         if self.s.dashboard_enabled:
             self.live.add(r)
         if sid is not None and (conn := self.conns.get(sid)) is not None:

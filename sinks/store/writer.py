@@ -20,9 +20,9 @@ from datetime import date, datetime, timezone
 
 import psycopg
 from kafka import KafkaConsumer
-from kafka.errors import CommitFailedError
+from kafka.errors import CommitFailedError, RebalanceInProgressError
 
-from infra import metrics
+from infra import membership, metrics
 from infra.pacing import Pacer, paced_poll
 from infra.settings import Settings
 from schemas import FaceResult, SessionSummary
@@ -149,10 +149,10 @@ class StoreSink:
         self._conn: psycopg.Connection | None = None
         self._writer: StoreWriter | None = None
 
-    def _consumer(self) -> KafkaConsumer:
+    def _consumer(self, instance_id: str | None) -> KafkaConsumer:
         return KafkaConsumer(
             self.s.results_topic, self.s.summaries_topic,
-            bootstrap_servers=self.s.bootstrap.split(","), group_id=self.s.sink_group,
+            bootstrap_servers=self.s.bootstrap.split(","), group_id=self.s.sink_group, group_instance_id=instance_id,
             client_id=f"facestream-sink-{self.s.device_id}", enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=self.s.sink_batch_size,
             # The loop stops polling while the database is away; don't get evicted meanwhile.
@@ -201,7 +201,15 @@ class StoreSink:
         metrics.CONSUMER_LAG.labels("sink").set(lag)
 
     def run(self) -> SinkStats:
-        consumer = self._consumer()
+        # Static membership (infra.membership): a restarted sink takes its partitions back at once.
+        member = (membership.claim("sink", self.s.sink_group, self.s.cache_dir / "members", self.s.sink_instance_id)
+                  if self.s.static_membership else None)
+        try:
+            consumer = self._consumer(member.instance_id if member else None)
+        except BaseException:
+            if member is not None:
+                member.release()
+            raise
         # Polls are short (infra.pacing); a batch is gathered over several of them.
         pacer = Pacer(max_pause_s=self.s.fetch_idle_max_s)
         results: list[FaceResult] = []
@@ -237,12 +245,15 @@ class StoreSink:
                 results, summaries, first = [], [], None
                 try:
                     consumer.commit()  # the positions: everything polled is in the batch just written
-                except CommitFailedError as exc:
-                    # Our partitions moved while we waited for the database; the new owner
-                    # redelivers what we wrote, and the conflict rule keeps it single.
-                    log.warning("offset commit failed after a rebalance (%s); records will be redelivered", exc)
+                except (CommitFailedError, RebalanceInProgressError) as exc:
+                    # Our partitions moved (or are moving: a restarted static member rejoining)
+                    # while we wrote; whoever owns them next redelivers what we wrote, and the
+                    # conflict rule keeps it single. The next poll completes the rebalance.
+                    log.warning("offset commit failed during a rebalance (%s); records will be redelivered", exc)
         finally:
             consumer.close()
             if self._conn is not None:
                 self._conn.close()
+            if member is not None:
+                member.release()
         return self.stats

@@ -76,8 +76,8 @@ def test_two_workers_one_stopped(how, make_settings, start_worker, sink_thread, 
     # Static members do not leave the group on a clean stop (KIP-345): the SIGTERM case uses
     # dynamic membership, the SIGKILL case static ids so the replacement takes over at once.
     static = how == "SIGKILL"
-    w1 = start_worker(s.model_copy(update={"worker_instance_id": "w1" if static else None}))
-    w2 = start_worker(s.model_copy(update={"worker_instance_id": "w2" if static else None}))
+    w1 = start_worker(s.model_copy(update={"worker_instance_id": "w1" if static else None, "static_membership": static}))
+    w2 = start_worker(s.model_copy(update={"worker_instance_id": "w2" if static else None, "static_membership": static}))
     sink_thread(s, database_url)
     sessions = [relabel(wolfgang_frames[:200], f"two-{i}-{time.time_ns()}") for i in range(4)]
     everything = [f for group in sessions for f in group]
