@@ -34,7 +34,7 @@ bench: install
 	$(BIN)/python -m bench
 
 up: install
-	$(BIN)/facestream up
+	$(BIN)/facestream up --all
 
 down:
 	$(BIN)/facestream down

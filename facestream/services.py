@@ -15,15 +15,19 @@ from infra.settings import Settings, settings_env
 
 
 def spawn(service: str, settings: Settings, *args: str, log: Path | None = None,
-          env: Mapping[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
+          env: Mapping[str, str] | None = None, cwd: Path | None = None, detach: bool = False) -> subprocess.Popen:
     """Start ``facestream <service> <args>`` with ``settings`` (plus ``env``); its output is
-    appended to ``log``, or dropped."""
+    appended to ``log``, or dropped. ``detach``: in a session of its own, so it outlives the
+    terminal that started it and a Ctrl-C there."""
     full_env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1", **(env or {})}
     command = [sys.executable, "-m", "facestream.cli", service, *args]
     if log is None:
-        return subprocess.Popen(command, env=full_env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return subprocess.Popen(command, env=full_env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL, start_new_session=detach)
+    log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        return subprocess.Popen(command, env=full_env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(command, env=full_env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=detach)
 
 
 def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float = 20.0) -> int:

@@ -34,8 +34,11 @@ class Membership:
 
     instance_id: str
     _lock: IO[bytes]
+    _path: Path
 
     def release(self) -> None:
+        """Give the id back and remove its lock file (nothing is left behind after a clean stop)."""
+        self._path.unlink(missing_ok=True)
         self._lock.close()
 
 
@@ -45,11 +48,22 @@ def _safe(text: str) -> str:
 
 def _try_lock(path: Path) -> IO[bytes] | None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = path.open("ab")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    for _ in range(3):
+        handle = path.open("ab")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return None
+        # A releasing holder may have removed the file between our open and our lock: then the
+        # lock is on a file nobody else will see; take the one now at the path instead.
+        try:
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
         handle.close()
+    else:
         return None
     handle.truncate(0)
     handle.write(f"{os.getpid()}\n".encode())
@@ -67,10 +81,10 @@ def claim(role: str, group: str, lock_dir: Path, explicit: str | None = None,
         if lock is None:
             raise MembershipError(f"static member id {explicit!r} of group {group!r} is held by another live "
                                   f"process on this host (see {folder}): give each {role} its own id, or none")
-        return Membership(explicit, lock)
+        return Membership(explicit, lock, folder / f"id-{_safe(explicit)}.lock")
     name = _safe(host or socket.gethostname())
     for slot in range(MAX_SLOTS):
         lock = _try_lock(folder / f"{role}-{slot}.lock")
         if lock is not None:
-            return Membership(f"{name}-{role}-{slot}", lock)
+            return Membership(f"{name}-{role}-{slot}", lock, folder / f"{role}-{slot}.lock")
     raise MembershipError(f"{MAX_SLOTS} {role}s of group {group!r} already run on this host")

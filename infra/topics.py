@@ -58,3 +58,24 @@ def ensure_topics(s: Settings, timeout_s: float = 30.0) -> list[str]:
         return created
     finally:
         admin.close()
+
+
+def group_lag(s: Settings, group: str, topics: list[str]) -> int | None:
+    """Messages the consumer ``group`` has not committed yet on ``topics`` (end offset minus
+    committed offset, summed over partitions); None when the broker cannot say."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    try:
+        # A consumer with the group's id reads its committed offsets without joining the group.
+        consumer = KafkaConsumer(bootstrap_servers=s.bootstrap.split(","), group_id=group, enable_auto_commit=False,
+                                 client_id="facestream-status", request_timeout_ms=5000)
+    except KafkaError:
+        return None
+    try:
+        parts = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
+        ends = consumer.end_offsets(parts)
+        return sum(max(0, end - (consumer.committed(tp) or 0)) for tp, end in ends.items())
+    except KafkaError:
+        return None
+    finally:
+        consumer.close()

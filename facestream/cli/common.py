@@ -49,3 +49,22 @@ def database(s: Settings, migrate: bool = True) -> str:
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     return url
+
+
+def print_rows(rows: list[dict], as_json: bool = False) -> None:
+    """Query rows as a table (floats to 3 places), or as JSON lines."""
+    import json
+
+    from rich.table import Table
+
+    if as_json:
+        for r in rows:
+            console.print(json.dumps(r, default=str), soft_wrap=True, highlight=False)
+        return
+    if not rows:
+        err.print("no rows")
+        return
+    t = Table(*rows[0].keys())
+    for r in rows:
+        t.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r.values()))
+    console.print(t)

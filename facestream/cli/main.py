@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 import click
 
+from infra import native_noise
 from infra.settings import Settings
 
 
@@ -15,7 +17,8 @@ from infra.settings import Settings
 @click.option("--log-format", default=lambda: Settings().log_format,
               show_default="text, or $FACESTREAM_LOG_FORMAT", type=click.Choice(["text", "json"]),
               help="json: one JSON object per line, for log collectors")
-def main(log_level: str, log_format: str) -> None:
+@click.pass_context
+def main(ctx: click.Context, log_level: str, log_format: str) -> None:
     """facestream: facial-expression analytics over Kafka.
 
     Settings come from the environment (see `facestream settings`); with no
@@ -29,3 +32,7 @@ def main(log_level: str, log_format: str) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=log_level.upper(), handlers=[handler])
+    # A pgserver dependency's notice, not ours, on machines without a login session.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    # MediaPipe's and TFLite's own log lines go to the file descriptor; shown only when debugging.
+    ctx.with_resource(native_noise.filtered(enabled=log_level != "debug"))

@@ -15,9 +15,24 @@ from infra.settings import env_names
 
 
 @main.command()
-def up() -> None:
-    """Start the embedded broker and database (where none is configured); create topics and tables."""
+@click.option("--all", "everything", is_flag=True,
+              help="also start a worker, the store sink and the gateway in the background (`facestream down` stops them)")
+def up(everything: bool) -> None:
+    """Start the embedded broker and database (where none is configured); create topics and tables.
+    With --all, the whole product (`facestream status` shows every part and its log)."""
     s = settings()
+    if everything:
+        from facestream.stack import Stack, StackError
+
+        stack = Stack(s)
+        try:
+            stack.start(detach=True)
+        except StackError as exc:
+            stack.stop()
+            raise click.ClickException(str(exc)) from exc
+        console.print(f"running: broker, database, worker, sink, gateway; dashboard {stack.gateway_url}/dashboard; "
+                      f"logs in {s.data_dir / 'logs'}")
+        return
     ensure_broker(s)
     url = database(s)
     if not s.database_url:
@@ -26,27 +41,65 @@ def up() -> None:
 
 @main.command()
 def down() -> None:
-    """Stop the embedded broker and database started by `up` (their data is kept)."""
+    """Stop everything `up` started: the services, then the embedded database and broker (their
+    data is kept)."""
+    from facestream.stack import stop_services
     from infra.embedded import stop_broker
     from sinks.store.db import stop_embedded
 
     s = settings()
-    err.print("stopped the embedded broker" if stop_broker(s) else "no embedded broker was running")
+    stopped = stop_services(s)
+    err.print(f"stopped: {', '.join(stopped)}" if stopped else "no worker, sink or gateway was running")
     err.print("stopped the embedded PostgreSQL" if stop_embedded(s) else "no embedded PostgreSQL was running")
+    err.print("stopped the embedded broker" if stop_broker(s) else "no embedded broker was running")
 
 
 @main.command()
 def status() -> None:
-    """Show where the broker is and whether it answers."""
+    """Every part of the stack: whether it runs, how far behind it is, and where its log is."""
+    import httpx
+
+    from facestream.stack import log_path, pid_of
     from infra.embedded import broker_status, port_open
+    from infra.topics import group_lag
+    from sinks.store.db import StoreError, connect, database_url
 
     s = settings()
+    t = Table("part", "state", "where", "log")
     if s.embedded:
         st = broker_status(s)
-        console.print(f"embedded broker {st.address}: {'running, pid %d' % st.pid if st.running else 'stopped'}")
+        t.add_row("broker", f"running, pid {st.pid}" if st.running else "stopped", st.address, str(st.log))
+        broker_up = st.running
     else:
         host, _, port = s.bootstrap.split(",")[0].rpartition(":")
-        console.print(f"external broker {s.bootstrap}: {'reachable' if port_open(host, int(port)) else 'unreachable'}")
+        broker_up = port_open(host, int(port))
+        t.add_row("broker", "reachable" if broker_up else "unreachable", s.bootstrap, "(external)")
+    embedded_db = not s.database_url
+    running_db = not embedded_db or (s.data_dir / "postgres" / "postmaster.pid").exists()
+    db_state = "stopped"
+    if running_db:
+        try:
+            with connect(database_url(s), timeout_s=3):
+                db_state = "answers"
+        except StoreError:
+            db_state = "does not answer"
+    t.add_row("database", db_state, "embedded, " + str(s.data_dir / "postgres") if embedded_db else "DATABASE_URL",
+              str(s.data_dir / "postgres") if embedded_db else "(external)")
+    for service, group, topics in (("worker", s.app_id, [s.frames_topic]),
+                                   ("sink", s.sink_group, [s.results_topic, s.summaries_topic])):
+        pid = pid_of(s, service)
+        lag = group_lag(s, group, topics) if broker_up else None
+        state = (f"running, pid {pid}" if pid else "not started here") + (f", lag {lag}" if lag is not None else "")
+        t.add_row(service, state, f"group {group}", str(log_path(s, service)))
+    pid = pid_of(s, "gateway")
+    url = f"http://{s.gateway_host}:{s.gateway_port}"
+    try:
+        healthy = httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        healthy = False
+    t.add_row("gateway", ("answers" if healthy else "does not answer") + (f", pid {pid}" if pid else ""),
+              f"{url}/dashboard", str(log_path(s, "gateway")))
+    console.print(t)
 
 
 @main.command("settings")

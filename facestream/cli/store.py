@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from facestream.cli.common import console, database, err, settings
+from facestream.cli.common import console, database, err, print_rows, settings
 from facestream.cli.main import main
 
 
@@ -88,19 +88,7 @@ def query(ctx: click.Context, as_json: bool) -> None:
 
 
 def _print_rows(ctx: click.Context, rows: list[dict]) -> None:
-    import json
-
-    if ctx.obj["json"]:
-        for r in rows:
-            console.print(json.dumps(r, default=str), soft_wrap=True, highlight=False)
-        return
-    if not rows:
-        err.print("no rows")
-        return
-    t = Table(*rows[0].keys())
-    for r in rows:
-        t.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r.values()))
-    console.print(t)
+    print_rows(rows, as_json=ctx.obj["json"])
 
 
 def _when(value: str | None):

@@ -1,9 +1,11 @@
 """The dashboard end to end in headless Chromium (Debian's, driven by Playwright): a real video
 is replayed, the live charts fill, the session page plots its history from PostgreSQL.
-Screenshots are saved under test-artifacts/."""
+Screenshots are saved under test-artifacts/, and copied to docs/images/ for docs/QUICKSTART.md
+(each run refreshes them)."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -18,6 +20,7 @@ from sinks.store.writer import StoreSink
 pytestmark = pytest.mark.integration
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+DOC_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -64,3 +67,6 @@ def test_dashboard_shows_live_and_stored_charts(make_settings, database_url, sta
     sink.stop.set()
     t.join(30)
     assert not offline, f"requests left the gateway: {offline[:3]}"
+    DOC_IMAGES.mkdir(parents=True, exist_ok=True)
+    for name in ("dashboard-live.png", "dashboard-session.png"):
+        shutil.copyfile(ARTIFACTS / name, DOC_IMAGES / name)
