@@ -9,13 +9,15 @@ until it answers; stopped in the reverse order, cleanly.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from facestream.services import spawn
+from infra.embedded import pid_alive
 from infra.settings import Settings
 
 SERVICES = ("worker", "sink", "gateway")
@@ -34,14 +36,26 @@ def log_path(s: Settings, part: str) -> Path:
 
 
 def pid_of(s: Settings, service: str) -> int | None:
-    """The recorded pid of a service if that process still lives."""
-    path = run_dir(s) / f"{service}.pid"
+    """The recorded pid of a service if that process still lives (a service that exited counts
+    as gone even before its parent reaps it)."""
     try:
-        pid = int(path.read_text())
-        os.kill(pid, 0)
+        pid = int((run_dir(s) / f"{service}.pid").read_text())
     except (OSError, ValueError):
         return None
-    return pid
+    return pid if pid_alive(pid) else None
+
+
+def _ended(pid: int, timeout_s: float) -> bool:
+    """Wait up to ``timeout_s`` for ``pid`` to end, reaping it if it is our child."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(ChildProcessError):  # not our child: nothing to reap
+            os.waitpid(pid, os.WNOHANG)
+        if not pid_alive(pid):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
 
 
 @dataclass
@@ -50,7 +64,6 @@ class Stack:
     database_url: str = ""
     started_broker: bool = False
     started_database: bool = False
-    pids: dict[str, int] = field(default_factory=dict)
 
     @property
     def gateway_url(self) -> str:
@@ -60,13 +73,13 @@ class Stack:
         """Broker, database, then the services; returns when all of them answer."""
         from infra.embedded import broker_status, start_broker
         from infra.topics import ensure_topics
-        from sinks.store.db import connect, database_url, migrate
+        from sinks.store.db import connect, database_url, embedded_running, migrate
 
         if self.s.embedded:
             self.started_broker = not broker_status(self.s).running
             start_broker(self.s)
         ensure_topics(self.s)
-        self.started_database = not self.s.database_url and not (self.s.data_dir / "postgres" / "postmaster.pid").exists()
+        self.started_database = not self.s.database_url and not embedded_running(self.s)
         self.database_url = database_url(self.s)
         with connect(self.database_url) as conn:
             migrate(conn)
@@ -77,9 +90,9 @@ class Stack:
                 raise StackError(f"a {service} of this stack already runs (pid {pid_of(self.s, service)}): "
                                  "`facestream down` stops it")
             log = log_path(self.s, service)
-            log.write_bytes(b"") if log.exists() else None
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_bytes(b"")  # readiness is read from this run's log lines only
             proc = spawn(service, self.s, log=log, env=env, detach=detach)
-            self.pids[service] = proc.pid
             (run_dir(self.s) / f"{service}.pid").write_text(str(proc.pid))
         self._wait(timeout_s)
 
@@ -128,19 +141,9 @@ def stop_services(s: Settings, timeout_s: float = 20.0) -> list[str]:
         pid = pid_of(s, service)
         if pid is not None:
             os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline:
-                try:
-                    if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                        break
-                except ChildProcessError:  # not our child: poll for its end
-                    try:
-                        os.kill(pid, 0)
-                    except OSError:
-                        break
-                time.sleep(0.1)
-            else:
+            if not _ended(pid, timeout_s):
                 os.kill(pid, signal.SIGKILL)
+                _ended(pid, 10.0)
             stopped.append(service)
         (run_dir(s) / f"{service}.pid").unlink(missing_ok=True)
     return stopped

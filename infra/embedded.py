@@ -50,7 +50,8 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (an exited one not yet reaped, a zombie, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -73,7 +74,7 @@ def _paths(s: Settings) -> tuple[Path, Path, Path]:
 def broker_status(s: Settings) -> BrokerStatus:
     root, pidfile, log = _paths(s)
     pid = int(pidfile.read_text()) if pidfile.exists() else None
-    running = pid is not None and _pid_alive(pid) and port_open("127.0.0.1", s.embedded_kafka_port)
+    running = pid is not None and pid_alive(pid) and port_open("127.0.0.1", s.embedded_kafka_port)
     return BrokerStatus(running, pid if running else None, f"127.0.0.1:{s.embedded_kafka_port}", log)
 
 
@@ -114,15 +115,15 @@ def stop_broker(s: Settings, timeout_s: float = 10.0) -> bool:
         return False
     pid = int(pidfile.read_text())
     pidfile.unlink()
-    if not _pid_alive(pid):
+    if not pid_alive(pid):
         return False
     # The broker leads its own process group (start_new_session): signal the group. SIGINT is
     # its Ctrl-C, the stop that saves its data; SIGTERM and SIGKILL only if it hangs.
     for sig, wait_s in ((signal.SIGINT, timeout_s), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
         os.killpg(pid, sig)
         deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline and _pid_alive(pid):
+        while time.monotonic() < deadline and pid_alive(pid):
             time.sleep(0.05)
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             break
     return True

@@ -145,13 +145,17 @@ def scores(p: np.ndarray, ds: LabelledDataset) -> dict:
 
 
 def smile_accuracy(score: np.ndarray, ds: LabelledDataset) -> dict:
-    """Share of faces where score >= 0.5 matches people's smile (GENKI) or happy/neutral (London)."""
+    """Share of faces where score >= 0.5 matches people's smile, per set that labels smiles: a
+    smile column (GENKI), or only happy and neutral faces (London). Sets labelled with other
+    emotions too (muxspace) say nothing about smiles on their faces."""
     joy = ds.joy()
     out = {}
     for name in np.unique(ds.dataset).tolist():
-        m = (ds.dataset == name) & (joy >= 0) & ((ds.smile >= 0) | np.isin(ds.emotion, ("happy", "neutral")))
-        if name == "muxspace":
-            continue  # its labels are emotions, not smiles
+        in_set = ds.dataset == name
+        labels = set(ds.emotion[in_set].tolist()) - {""}
+        if not (ds.smile[in_set] >= 0).any() and not labels <= {"happy", "neutral"}:
+            continue
+        m = in_set & (joy >= 0) & ((ds.smile >= 0) | np.isin(ds.emotion, ("happy", "neutral")))
         if m.any():
             hit = ((score[m] >= 0.5) == (joy[m] == 1)).astype(float)
             out[name] = {"accuracy": float(hit.mean()), "faces": int(m.sum()),
@@ -164,7 +168,6 @@ def _predict_folds(x: np.ndarray, rows: np.ndarray, ds: LabelledDataset, folds: 
                    progress: Callable[[str], None] | None, name: str) -> list[np.ndarray]:
     """Held-out outputs of ``fit_fold`` for every row, each from models fitted without its person."""
     outs: list[np.ndarray] | None = None
-    originals = np.arange(len(ds))
     for f in range(int(folds.max()) + 1):
         train = folds[rows] != f
         sub = np.flatnonzero(folds != f)
@@ -172,7 +175,7 @@ def _predict_folds(x: np.ndarray, rows: np.ndarray, ds: LabelledDataset, folds: 
         remap[sub] = np.arange(len(sub))
         predict = fit_fold(x[train], remap[rows[train]], ds.subset(folds != f))
         test = folds == f
-        res = predict(x[: len(ds)][originals[test]])
+        res = predict(x[: len(ds)][test])  # rows 0..len(ds)-1 of x are the faces themselves
         if outs is None:
             outs = [np.zeros((len(ds),) + r.shape[1:], np.float32) for r in res]
         for o, r in zip(outs, res):

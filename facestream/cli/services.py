@@ -62,7 +62,7 @@ def status() -> None:
     from facestream.stack import log_path, pid_of
     from infra.embedded import broker_status, port_open
     from infra.topics import group_lag
-    from sinks.store.db import StoreError, connect, database_url
+    from sinks.store.db import StoreError, connect, database_url, embedded_running
 
     s = settings()
     t = Table("part", "state", "where", "log")
@@ -75,7 +75,7 @@ def status() -> None:
         broker_up = port_open(host, int(port))
         t.add_row("broker", "reachable" if broker_up else "unreachable", s.bootstrap, "(external)")
     embedded_db = not s.database_url
-    running_db = not embedded_db or (s.data_dir / "postgres" / "postmaster.pid").exists()
+    running_db = not embedded_db or embedded_running(s)
     db_state = "stopped"
     if running_db:
         try:

@@ -165,13 +165,13 @@ class FaceAnalyzer:
         if not faces:
             return []
         crops = np.stack([face_crop(rgb, f.landmarks) for f in faces])
-        px = to_pixel_space(np.stack([f.landmarks for f in faces]), float(w), float(h))
+        points = to_pixel_space(np.stack([f.landmarks for f in faces]), float(w), float(h))  # [F, 478, 3]
         bs = np.stack([f.blendshapes for f in faces])
-        probs = self._teacher.judged_expressions(crops, student_features(aligned_mesh(px), bs))
+        probs = self._teacher.judged_expressions(crops, student_features(aligned_mesh(points), bs))
         ages, p_male = self._teacher.age_gender(crops)
         out = []
-        for f, p, age, male in zip(faces, probs, ages, p_male):
-            px = f.landmarks[:, :2] * np.array([w, h], np.float32)
+        for f, face_points, p, age, male in zip(faces, points, probs, ages, p_male):
+            px = face_points[:, :2]
             # The detector's box (brows to chin) where it found the face, else the mesh's extent.
             bx, by, bw, bh = f.detection_box or f.box
             x0, y0, x1, y1 = max(0.0, bx * w), max(0.0, by * h), min(float(w), (bx + bw) * w), min(float(h), (by + bh) * h)

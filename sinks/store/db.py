@@ -44,14 +44,18 @@ def embedded_url(s: Settings) -> str:
     return server.get_uri("postgres")
 
 
+def embedded_running(s: Settings) -> bool:
+    """Whether the embedded PostgreSQL of ``s.data_dir`` runs (its postmaster.pid exists)."""
+    return (_pgdata(s) / "postmaster.pid").exists()
+
+
 def stop_embedded(s: Settings) -> bool:
     """Stop the embedded PostgreSQL if it runs; True if it was running."""
-    pgdata = _pgdata(s)
-    if not (pgdata / "postmaster.pid").exists():
+    if not embedded_running(s):
         return False
     import pgserver
 
-    pgserver.pg_ctl(["-w", "stop"], pgdata=pgdata, user=_system_user())
+    pgserver.pg_ctl(["-w", "stop"], pgdata=_pgdata(s), user=_system_user())
     return True
 
 
