@@ -15,6 +15,8 @@ STALE_FRAMES = Counter("facestream_stale_frames_total", "Duplicate or out-of-ord
                        "state not advanced)")
 REPEATS_SUPPRESSED = Counter("facestream_repeats_suppressed_total", "Results of frames already delivered to a live "
                              "client (redelivered after a worker restart), not sent again", ["service"])
+ENGINE_REPAIRS = Counter("facestream_engine_repairs_total", "Frames the stream engine delivered twice (dropped) "
+                         "or skipped (read back from Kafka)", ["kind"])
 ACTIVE_SESSIONS = Gauge("facestream_active_sessions", "Open face sessions held by this worker")
 CONSUMER_LAG = Gauge("facestream_consumer_lag", "Messages behind the end of the input topic", ["service"])
 LATENCY = Histogram("facestream_end_to_end_latency_seconds", "Capture time to result produced",

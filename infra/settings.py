@@ -52,10 +52,13 @@ class Settings(BaseSettings):
     # --- processor --------------------------------------------------------------------------
     app_id: str = Field("facestream", description="consumer group of the workers; names their changelog topic")
     session_gap_s: float = Field(5.0, gt=0, description="inactivity that closes a face session")
-    batch_size: int = Field(256, ge=1, description="frames per model call")
+    batch_size: int = Field(256, ge=1, description="most frames the worker takes per batch (one model call)")
+    batch_within_s: float = Field(0.005, gt=0, description="longest the worker waits to fill a batch")
+    producer_linger_ms: int = Field(5, ge=0, description="how long the worker's producer waits to fill a "
+                                    "request (more results per request: less broker work per result)")
     commit_interval_s: float = Field(
-        0.2, gt=0, description="how often the worker writes changed sessions to its changelog and commits "
-        "offsets (a crash replays at most this much, without double counting)")
+        0.2, gt=0, description="how often the worker commits offsets (after flushing its results and "
+        "session changelog; a crash replays at most this much, without double counting)")
     onnx_threads: int = Field(1, ge=1)
     static_membership: bool = Field(
         True, description="workers and store sinks join their groups as static members (KIP-345) with an "

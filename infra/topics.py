@@ -12,10 +12,12 @@ from infra.settings import Settings
 log = logging.getLogger(__name__)
 
 
+SESSIONS_TABLE = "face-sessions"  # the worker's Faust Table of face sessions
+
+
 def changelog_topic(app_id: str) -> str:
-    """The worker's session changelog; Faust's table naming, so state written by releases that ran
-    on Faust is kept."""
-    return f"{app_id}-face-sessions-changelog"
+    """The changelog Faust keeps for the worker's session Table (Faust's naming)."""
+    return f"{app_id}-{SESSIONS_TABLE}-changelog"
 
 
 def topic_specs(s: Settings) -> dict[str, dict[str, str]]:

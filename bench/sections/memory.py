@@ -16,8 +16,8 @@ from schemas import LandmarkFrame
 def bench_memory(base: Settings, frames: list[LandmarkFrame]) -> list[Figure]:
     from kafka import KafkaProducer
 
+    from processors.codec import dump_session
     from processors.pipeline import FrameProcessor
-    from processors.state import dump_session
 
     fp = FrameProcessor()
     out_ = fp.process(frames[:60], {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import cProfile
 import io
+import os
 import pstats
 import signal
 import subprocess
@@ -130,35 +131,83 @@ def _worker_rate(s: Settings, n: int, workers: int = 1, profile: Path | None = N
     return got / (end - (first or end)), (first or end) - t0
 
 
+def _engine_rate(module: str, s: Settings, n: int) -> float:
+    """frames/s of a reference consumer in ``bench.engines`` (its own process, first batch to last)."""
+    import json
+
+    from infra.settings import settings_env
+
+    env = {**os.environ, **settings_env(s)}
+    proc = subprocess.run([sys.executable, "-m", f"bench.engines.{module}", str(n)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"bench.engines.{module} gave no result (rc {proc.returncode}):\n{proc.stderr[-2000:]}")
+    r = json.loads(lines[-1])
+    return r["frames"] / r["seconds"]
+
+
+def pipeline_us(frames: list[LandmarkFrame], device: bool, batch: int = 256, rounds: int = 20) -> float:
+    """The pure pipeline's cost per frame in microseconds, in this process (batches of ``batch``)."""
+    from processors.pipeline import FrameProcessor
+
+    fp = FrameProcessor()
+    b = [LandmarkFrame(**{**f.__dict__, "blendshapes": f.blendshapes if device else None}) for f in frames[:batch]]
+    fp.process(b, {})
+    t0 = time.perf_counter()
+    for _ in range(rounds):
+        fp.process(b, {})
+    return (time.perf_counter() - t0) / (rounds * len(b)) * 1e6
+
+
+ENGINES = ("raw aiokafka consume + decode", "bare Faust agent (consume + ack)", "Faust worker",
+           "aiokafka reference loop (same pipeline work)")
+
+
 def bench_processor(base: Settings, frames: list[LandmarkFrame], copies: int = 32, repeats: int = 3) -> list[Figure]:
-    """Worker and raw consumer alternately on the same pre-filled topic, ``repeats`` times each
-    (this shared machine varies by +-30 % between runs): medians, with every run in the note."""
+    """The four consumers alternately on the same pre-filled topic, ``repeats`` rounds (this shared
+    machine varies by +-30 % between runs): medians, every run in the note, and the Faust worker's
+    own overhead per frame beyond the bare agent and the pure pipeline."""
     out = []
     for device in (True, False):
         s = topic_settings(base, uuid.uuid4().hex[:6])
         ensure_topics(s)
         n = _prefill(s, frames, copies, device)
         tag = "device-blendshapes" if device else "landmarks-only"
-        raws, rates, startups = [], [], []
+        rates: dict[str, list[float]] = {e: [] for e in ENGINES}
+        startups = []
         for rep in range(repeats):
             # A consumer group and results topic of its own per run, on the same frames.
             r = s.model_copy(update={"app_id": f"{s.app_id}-{rep}", "results_topic": f"{s.results_topic}-{rep}",
                                      "summaries_topic": f"{s.summaries_topic}-{rep}"})
             ensure_topics(r)
-            raws.append(_raw_consume_rate(r, n))
+            rates[ENGINES[0]].append(_raw_consume_rate(r, n))
+            rates[ENGINES[1]].append(_engine_rate("bare_faust", r, n))
             last = rep == repeats - 1
             rate, startup = _worker_rate(r, n, profile=OUT / f"worker-profile-{tag}.txt" if last else None)
-            rates.append(rate)
+            rates[ENGINES[2]].append(rate)
             startups.append(startup)
-        rate, raw = float(np.median(rates)), float(np.median(raws))
-        runs = ", ".join(f"{w:,.0f}/{c:,.0f}" for w, c in zip(rates, raws))
+            ref = r.model_copy(update={"results_topic": f"{r.results_topic}-ref"})
+            ensure_topics(ref)
+            rates[ENGINES[3]].append(_engine_rate("reference_loop", ref, n))
+        med = {e: float(np.median(v)) for e, v in rates.items()}
         kind = "with device blendshapes" if device else "landmarks only (server-side blendshapes)"
-        out.append(Figure("processor", f"one worker, {kind}", rate, "frames/s", ">= 5000",
-                          rate >= 5000, f"median of {repeats}; {n} frames, start-up {np.median(startups):.1f} s"))
-        out.append(Figure("processor", f"raw aiokafka consume + decode, {kind}", raw, "frames/s",
-                          note=f"median of {repeats}"))
-        out.append(Figure("processor", f"worker / raw ratio, {kind}", rate / raw, "", ">= 0.5", rate / raw >= 0.5,
-                          f"worker/raw per run, side by side: {runs}"))
+        for e in ENGINES:
+            note = f"median of {repeats}: " + ", ".join(f"{v:,.0f}" for v in rates[e])
+            if e == ENGINES[2]:
+                note += f"; {n} frames, start-up {np.median(startups):.1f} s"
+            out.append(Figure("processor", f"{e}, {kind}", med[e], "frames/s",
+                              ">= 4000" if e == ENGINES[2] and device else "",
+                              med[e] >= 4000 if e == ENGINES[2] and device else None, note))
+        worker, ref = rates[ENGINES[2]], rates[ENGINES[3]]
+        ratios = [w / f for w, f in zip(worker, ref)]
+        out.append(Figure("processor", f"Faust worker / aiokafka reference, {kind}", float(np.median(ratios)), "",
+                          ">= 0.6" if device else "", float(np.median(ratios)) >= 0.6 if device else None,
+                          "side by side per round: " + ", ".join(f"{x:.2f}" for x in ratios)))
+        pipe = pipeline_us(frames, device)
+        overhead = 1e6 / med[ENGINES[2]] - 1e6 / med[ENGINES[1]] - pipe
+        out.append(Figure("processor", f"Faust worker's own overhead per frame, {kind}", overhead, "us",
+                          note=f"1/worker - 1/bare agent - pure pipeline ({pipe:.0f} us/frame in batches of 256)"))
     return out
 
 

@@ -117,9 +117,10 @@ def show_settings() -> None:
               type=click.Choice(["debug", "info", "warning", "error"]), help="log level of the worker")
 def worker(loglevel: str) -> None:
     """Run a stream-processing worker (per-face sessions, cues, results)."""
-    from processors.worker import run_worker
+    from processors.worker import quiet_engine, run_worker
 
     logging.getLogger().setLevel(loglevel.upper())
+    quiet_engine(logging.getLogger().level)
     s = settings()
     ensure_broker(s)
     run_worker(s)

@@ -1,0 +1,48 @@
+"""A bare Faust agent on the frames topic, consuming and acknowledging only: Faust's ceiling here.
+
+``python -m bench.engines.bare_faust N`` with the settings of the environment; same batching
+(``take_events``), raw values, loggers and producer settings as the worker, no work per record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+
+import faust
+
+from infra.settings import Settings
+from processors.worker import quiet_engine
+
+
+def main(n: int) -> None:
+    s = Settings()
+    quiet_engine(logging.WARNING)
+    app = faust.App(f"{s.app_id}-bare", broker=f"kafka://{s.bootstrap}", store="memory://",
+                    datadir=str(s.data_dir / "faust-bare"), web_enabled=False, topic_partitions=s.partitions,
+                    consumer_auto_offset_reset="earliest", broker_commit_interval=s.commit_interval_s,
+                    consumer_max_fetch_size=16 << 20)
+    frames = app.topic(s.frames_topic, key_type=bytes, value_type=bytes, key_serializer="raw",
+                       value_serializer="raw")
+    seen = {"n": 0, "t0": 0.0}
+
+    @app.agent(frames)
+    async def consume(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(s.batch_size, within=s.batch_within_s):
+            if not seen["n"]:
+                seen["t0"] = time.perf_counter()
+            seen["n"] += len(events)
+            if seen["n"] >= n:
+                print(json.dumps({"frames": seen["n"], "seconds": time.perf_counter() - seen["t0"]}), flush=True)
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    faust.Worker(app, loglevel="warning", quiet=True, override_logging=False,
+                 redirect_stdouts=False).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))

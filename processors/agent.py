@@ -1,0 +1,163 @@
+"""What the Faust agent does with a batch of frame events, and how idle sessions close.
+
+The agent (``processors.app``) hands each ``stream.take_events`` batch to ``FrameBatches.handle``:
+decode (refusals to the dead letters), the pure pipeline over the whole batch, one Table write per
+face (Faust turns it into a changelog record), then every result sent at once and the producer
+flushed. Faust acknowledges the batch's events only after ``handle`` returns and commits offsets
+only after flushing its producer, so a result, its session's changelog record and the offset that
+covers its frame are always written in that order: at-least-once, and a replayed frame re-emits
+its result without advancing the session (sinks deduplicate on (face_key, seq)).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from dataclasses import dataclass, field
+
+from aiokafka.partitioner import DefaultPartitioner
+from faust.types import EventT, ProducerT
+
+from infra import metrics
+from infra.settings import Settings
+from processors.gaps import GapReader, OffsetGuard
+from processors.pipeline import FrameProcessor
+from processors.session import FaceSession
+from schemas import LandmarkFrame, PayloadError
+from schemas.errors import Oversized
+
+log = logging.getLogger(__name__)
+
+_PARTITIONER = DefaultPartitioner()
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2, as every client uses) gives ``key``:
+    a face's frames, its Table entry and its changelog record all live in this partition."""
+    parts = list(range(partitions))
+    return _PARTITIONER(key, parts, parts)
+
+
+class DeliveryError(RuntimeError):
+    """Results could not be written to Kafka: the batch is not acknowledged and is reprocessed."""
+
+
+@dataclass
+class FrameBatches:
+    """The agent's work. ``sessions`` is the Faust Table (face key bytes -> FaceSession)."""
+
+    s: Settings
+    sessions: MutableMapping[bytes, FaceSession | None]
+    producer: Callable[[], ProducerT]  # Faust's producer, once the app has started it
+    processor: FrameProcessor
+    guard: OffsetGuard = field(default_factory=OffsetGuard)
+    gaps: GapReader | None = None
+
+    def __post_init__(self) -> None:
+        self.gaps = self.gaps or GapReader(self.s.bootstrap, self.s.frames_topic)
+
+    async def _payloads(self, events: Sequence[EventT]) -> list[bytes | None]:
+        """The batch's frame payloads in offset order per partition: repeats dropped, gaps read back
+        (``processors.gaps``)."""
+        assert self.gaps is not None
+        out: list[bytes | None] = []
+        for event in events:
+            m = event.message
+            fresh, missing = self.guard.admit(m.partition, m.offset)
+            if missing:
+                metrics.ENGINE_REPAIRS.labels("gap").inc(len(missing))
+                log.warning("the stream engine skipped offsets %d-%d of %s partition %d: read back from Kafka",
+                            missing.start, missing.stop - 1, m.topic, m.partition)
+                out.extend(await self.gaps.read(m.partition, missing))
+            if fresh:
+                out.append(event.value)
+            else:
+                metrics.ENGINE_REPAIRS.labels("repeat").inc()
+        return out
+
+    async def handle(self, events: Sequence[EventT]) -> None:
+        s = self.s
+        frames: list[LandmarkFrame] = []
+        pending: list[asyncio.Future] = []
+        for payload in await self._payloads(events):
+            try:
+                if payload is not None and len(payload) > s.max_frame_bytes:
+                    raise Oversized(f"message of {len(payload)} bytes is over the {s.max_frame_bytes} accepted "
+                                    "for one face-frame (FACESTREAM_MAX_FRAME_BYTES)")
+                frames.append(LandmarkFrame.decode(payload))
+            except PayloadError as exc:
+                pending.append(await self._dead_letter(payload, exc))
+        if frames:
+            keys = {f.key for f in frames}
+            current = {k: self.sessions.get(k.encode()) for k in keys}
+            out = self.processor.process(frames, current)
+            for key, session in out.sessions.items():
+                self.sessions[key.encode()] = session  # one changelog record per face per batch
+            pending.extend(await self._send(s.results_topic, ((r.session_id.encode(), r.encode())
+                                                              for r in out.results)))
+            metrics.STALE_FRAMES.inc(out.stale)
+        await self._delivered(pending)
+        if frames:
+            metrics.FRAMES_IN.labels("worker").inc(len(frames))
+            metrics.RESULTS_OUT.labels("worker").inc(len(out.results))
+            for r in out.results:
+                metrics.LATENCY.observe(max(0.0, (r.processed_ms - r.capture_ms) / 1000.0))
+
+    async def close_idle(self, owned: set[int], now: int, rebalanced_ms: int) -> int:
+        """Close the sessions idle for ``session_gap_s``: summary out, then a tombstone. Nothing
+        closes within one gap of the last rebalance (a restarted worker first reads its backlog,
+        whose faces are not idle). Returns the number closed."""
+        gap_ms = int(self.s.session_gap_s * 1000)
+        if now - rebalanced_ms < gap_ms:
+            return 0
+        idle: list[tuple[bytes, FaceSession]] = []
+        for key, session in list(self.sessions.items()):
+            if session is None or now - session.last_seen_ms <= gap_ms:
+                continue
+            if partition_of(key, self.s.partitions) not in owned:
+                continue  # a copy left from a partition another worker owns now
+            idle.append((key, session))
+        if not idle:
+            return 0
+        # Summaries are acknowledged before the tombstones are written: a crash in between closes
+        # the restored session again (a repeated summary, which the store keeps once), never none.
+        summaries = [session.summary(now) for _, session in idle]
+        await self._delivered(await self._send(self.s.summaries_topic,
+                                               ((m.session_id.encode(), m.encode()) for m in summaries)))
+        closed = 0
+        for key, session in idle:
+            if self.sessions.get(key) is session and session.last_seen_ms <= now - gap_ms:
+                del self.sessions[key]
+                closed += 1
+                log.info("session %s closed after %d frames", session.face_key, session.frames)
+        return closed
+
+    async def _send(self, topic: str, records: Iterable[tuple[bytes, bytes]]) -> list[asyncio.Future]:
+        """Queue every record with the producer (its own ``send``, not ``Topic.send``, whose
+        per-message bookkeeping costs more than computing a result); returns delivery futures."""
+        producer = self.producer()
+        return [await producer.send(topic, key, value, None, None, None) for key, value in records]
+
+    async def _dead_letter(self, payload: bytes | None, exc: PayloadError) -> asyncio.Future:
+        metrics.DEAD_LETTERS.labels("worker", exc.reason).inc()
+        log.warning("refused a frame: %s", exc.reason)  # the reason only: never landmarks in logs
+        return await self.producer().send(
+            self.s.dead_letter_topic, None, (payload or b"")[: self.s.max_frame_bytes], None, None,
+            [("reason", exc.reason.encode()), ("error", str(exc).encode()[:1000]), ("source", b"worker")])
+
+    async def _delivered(self, pending: list[asyncio.Future]) -> None:
+        if not pending:
+            return
+        try:
+            await self.producer().flush()
+            await asyncio.gather(*pending)
+        except Exception as exc:  # aiokafka's KafkaError, or Faust's ProducerSendError around it
+            raise DeliveryError(
+                f"could not write to Kafka at {self.s.bootstrap} ({type(exc).__name__}: {exc}); the batch "
+                "was not acknowledged and is reprocessed when the worker restarts") from exc

@@ -1,0 +1,117 @@
+"""The stream processor as a Faust app: frames topic -> per-face sessions -> results.
+
+* One agent over the frames topic (raw values), taking batches with ``stream.take_events`` and
+  handing them to ``processors.agent.FrameBatches`` (the same pure pipeline as everywhere).
+* Face sessions in a changelog-backed Faust Table keyed by face key, like the frames topic. Faust
+  co-partitions the Table with the frames topic, so the worker given frames partition ``p`` recovers
+  changelog partition ``p`` before its agent reads a frame. The agent writes the Table from batches
+  that mix partitions, so the Table uses the producer's partitioner (``use_partitioner=True``):
+  murmur2 of the key, the same partition the face's frames are in.
+* Faust has no session windows: a timer closes sessions idle for ``session_gap_s``.
+
+``facestream worker`` runs this app (``processors.worker``); so does
+``faust -A processors.app worker -l info``, with the settings of the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from infra import metrics
+from infra.settings import Settings
+from infra.topics import SESSIONS_TABLE
+from processors import codec
+from processors.agent import FrameBatches, now_ms
+from processors.pipeline import FrameProcessor
+
+log = logging.getLogger(__name__)
+
+
+def create_app(s: Settings, processor: FrameProcessor | None = None) -> faust.App:
+    """The app for settings ``s``; ``processor`` (the models, slow to load) is built here unless
+    given, before the worker starts: loading it on the first batch would block the event loop
+    while Faust's consumer is already fetching."""
+    codec.register()
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        s.app_id,
+        broker=[f"kafka://{h.strip()}" for h in s.bootstrap.split(",")],
+        store="memory://",
+        datadir=str(s.data_dir / "faust"),
+        topic_partitions=s.partitions,
+        topic_replication_factor=s.replication_factor,
+        processing_guarantee="at_least_once",
+        producer_acks=-1,
+        # After a broker restart an idempotent producer can give up on a batch; duplicates are
+        # absorbed by the sinks instead.
+        producer_enable_idempotence=False,
+        producer_linger_ms=s.producer_linger_ms,
+        producer_max_batch_size=1 << 20,
+        producer_max_request_size=16 << 20,
+        consumer_max_fetch_size=16 << 20,
+        consumer_auto_offset_reset="earliest",
+        consumer_group_instance_id=s.worker_instance_id,
+        broker_commit_interval=s.commit_interval_s,
+        broker_session_timeout=s.consumer_session_timeout_s,
+        broker_heartbeat_interval=min(3.0, s.consumer_session_timeout_s / 3),
+        web_enabled=False,
+    )
+    frames = app.topic(s.frames_topic, key_type=bytes, value_type=bytes, key_serializer="raw",
+                       value_serializer="raw", partitions=s.partitions)
+    sessions = app.Table(
+        SESSIONS_TABLE, default=None, key_type=bytes, value_type=codec.SessionValue,
+        partitions=s.partitions, use_partitioner=True,
+        help="Per-face session state (processors.session.FaceSession)",
+    )
+    processor = processor or FrameProcessor(onnx_threads=s.onnx_threads)
+    batches = FrameBatches(s, sessions, lambda: app.producer, processor)
+    rebalanced = {"ms": now_ms(), "ready": False}
+    metrics.CONSUMER_LAG.labels("worker").set(0)  # exposed from the start, updated by the timer
+
+    @app.on_partitions_revoked.connect
+    async def _revoked(sender: object, revoked: object, **kwargs: object) -> None:
+        batches.guard.forget()  # after a rebalance the stream restarts from committed offsets
+
+    @app.on_rebalance_complete.connect
+    async def _recovered(sender: object, **kwargs: object) -> None:
+        # Sent once the Table is recovered for the new assignment: only now may frames be read.
+        rebalanced["ms"] = now_ms()
+        metrics.ACTIVE_SESSIONS.set(sum(1 for v in sessions.values() if v is not None))
+        if not rebalanced["ready"]:
+            rebalanced["ready"] = True
+            log.info("Ready: worker of group %s", s.app_id)
+
+    @app.agent(frames, name="face-frames")
+    async def process_frames(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(s.batch_size, within=s.batch_within_s):
+            await batches.handle(events)
+
+    @app.timer(s.sweep_interval_s, name="close-idle-sessions")
+    async def close_idle_sessions() -> None:
+        if app.rebalancing:
+            return
+        owned = [tp for tp in app.consumer.assignment() if tp.topic == s.frames_topic]
+        if await batches.close_idle({tp.partition for tp in owned}, now_ms(), rebalanced["ms"]):
+            metrics.ACTIVE_SESSIONS.set(sum(1 for v in sessions.values() if v is not None))
+        # Frames between what this worker has processed and the end of its partitions.
+        lag = 0
+        for tp in owned:
+            end, done = app.consumer.highwater(tp), batches.guard.expected.get(tp.partition)
+            if end is not None and done is not None:
+                lag += max(0, end - done)
+        metrics.CONSUMER_LAG.labels("worker").set(lag)
+
+    app.facestream_batches = batches  # type: ignore[attr-defined]  # for tests and the bench
+    return app
+
+
+def __getattr__(name: str) -> faust.App:
+    # ``faust -A processors.app`` imports ``app``: built on first use from the environment, so
+    # importing this module has no side effects.
+    if name == "app":
+        global app
+        app = create_app(Settings())
+        return app
+    raise AttributeError(name)
