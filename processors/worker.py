@@ -48,6 +48,7 @@ def run_worker(settings: Settings | None = None) -> None:
     # Logging is the CLI's (text or JSON lines); Faust would install its own handlers.
     worker = faust.Worker(app, loglevel=logging.getLevelName(root.level).lower(), quiet=True,
                           override_logging=False, redirect_stdouts=False)
+    worker.spinner = None  # a terminal progress spinner: escape codes in log files
     try:
         worker.execute_from_commandline()  # raises SystemExit when the worker stops
     finally:

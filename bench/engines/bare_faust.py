@@ -21,7 +21,9 @@ from processors.worker import quiet_engine
 
 def main(n: int) -> None:
     s = Settings()
+    logging.basicConfig(level=logging.WARNING)
     quiet_engine(logging.WARNING)
+    (s.data_dir / "faust-bare").mkdir(parents=True, exist_ok=True)
     app = faust.App(f"{s.app_id}-bare", broker=f"kafka://{s.bootstrap}", store="memory://",
                     datadir=str(s.data_dir / "faust-bare"), web_enabled=False, topic_partitions=s.partitions,
                     consumer_auto_offset_reset="earliest", broker_commit_interval=s.commit_interval_s,
@@ -40,8 +42,9 @@ def main(n: int) -> None:
                 print(json.dumps({"frames": seen["n"], "seconds": time.perf_counter() - seen["t0"]}), flush=True)
                 os.kill(os.getpid(), signal.SIGTERM)
 
-    faust.Worker(app, loglevel="warning", quiet=True, override_logging=False,
-                 redirect_stdouts=False).execute_from_commandline()
+    worker = faust.Worker(app, loglevel="warning", quiet=True, override_logging=False, redirect_stdouts=False)
+    worker.spinner = None
+    worker.execute_from_commandline()
 
 
 if __name__ == "__main__":

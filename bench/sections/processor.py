@@ -140,7 +140,7 @@ def _engine_rate(module: str, s: Settings, n: int) -> float:
     env = {**os.environ, **settings_env(s)}
     proc = subprocess.run([sys.executable, "-m", f"bench.engines.{module}", str(n)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=900)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    lines = [ln[ln.index("{"):] for ln in proc.stdout.splitlines() if '{"frames"' in ln]
     if not lines:
         raise RuntimeError(f"bench.engines.{module} gave no result (rc {proc.returncode}):\n{proc.stderr[-2000:]}")
     r = json.loads(lines[-1])
