@@ -1,7 +1,8 @@
 """A bare Faust agent on the frames topic, consuming and acknowledging only: Faust's ceiling here.
 
-``python -m bench.engines.bare_faust N`` with the settings of the environment; same batching
-(``take_events``), raw values, loggers and producer settings as the worker, no work per record.
+``python -m bench.engines.bare_faust N [K]`` with the settings of the environment: N records, each
+carrying K faces (1 by default; the rate is reported in faces). Same batching (``take_events``),
+raw values and loggers as the worker, no work per record.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from infra.settings import Settings
 from processors.worker import quiet_engine
 
 
-def main(n: int) -> None:
+def main(n: int, faces_per_record: int = 1) -> None:
     s = Settings()
     logging.basicConfig(level=logging.WARNING)
     quiet_engine(logging.WARNING)
@@ -39,7 +40,8 @@ def main(n: int) -> None:
                 seen["t0"] = time.perf_counter()
             seen["n"] += len(events)
             if seen["n"] >= n:
-                print(json.dumps({"frames": seen["n"], "seconds": time.perf_counter() - seen["t0"]}), flush=True)
+                print(json.dumps({"frames": seen["n"] * faces_per_record,
+                                  "seconds": time.perf_counter() - seen["t0"]}), flush=True)
                 os.kill(os.getpid(), signal.SIGTERM)
 
     worker = faust.Worker(app, loglevel="warning", quiet=True, override_logging=False, redirect_stdouts=False)
@@ -48,4 +50,4 @@ def main(n: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    main(*(int(a) for a in sys.argv[1:3]))

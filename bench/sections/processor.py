@@ -131,14 +131,32 @@ def _worker_rate(s: Settings, n: int, workers: int = 1, profile: Path | None = N
     return got / (end - (first or end)), (first or end) - t0
 
 
-def _engine_rate(module: str, s: Settings, n: int) -> float:
+def _prefill_grouped(s: Settings, frames: list[LandmarkFrame], copies: int, per_record: int) -> int:
+    """Records of ``per_record`` encoded faces each (one camera frame of a device, all its faces),
+    keyed by device; returns the number of records."""
+    from kafka import KafkaProducer
+
+    p = KafkaProducer(bootstrap_servers=s.bootstrap, linger_ms=20, batch_size=1 << 20, acks=1,
+                      max_request_size=16 << 20)
+    encoded = [f.encode() for f in frames]
+    n = 0
+    for c in range(copies):
+        for i in range(0, len(encoded) - per_record + 1, per_record):
+            p.send(s.frames_topic, key=f"device-{c}".encode(), value=b"".join(encoded[i:i + per_record]))
+            n += 1
+    p.flush()
+    p.close()
+    return n
+
+
+def _engine_rate(module: str, s: Settings, n: int, *args: str) -> float:
     """frames/s of a reference consumer in ``bench.engines`` (its own process, first batch to last)."""
     import json
 
     from infra.settings import settings_env
 
     env = {**os.environ, **settings_env(s)}
-    proc = subprocess.run([sys.executable, "-m", f"bench.engines.{module}", str(n)], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", f"bench.engines.{module}", str(n), *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=900)
     lines = [ln[ln.index("{"):] for ln in proc.stdout.splitlines() if '{"frames"' in ln]
     if not lines:
@@ -208,7 +226,27 @@ def bench_processor(base: Settings, frames: list[LandmarkFrame], copies: int = 3
         overhead = 1e6 / med[ENGINES[2]] - 1e6 / med[ENGINES[1]] - pipe
         out.append(Figure("processor", f"Faust worker's own overhead per frame, {kind}", overhead, "us",
                           note=f"1/worker - 1/bare agent - pure pipeline ({pipe:.0f} us/frame in batches of 256)"))
+    out.extend(_bench_grouping(base, frames, copies, repeats))
     return out
+
+
+def _bench_grouping(base: Settings, frames: list[LandmarkFrame], copies: int, repeats: int) -> list[Figure]:
+    """Faust's ceiling when a record carries one camera frame's five faces instead of one face."""
+    s1, s5 = (topic_settings(base, uuid.uuid4().hex[:6]) for _ in range(2))
+    for s in (s1, s5):
+        ensure_topics(s)
+    n1 = _prefill(s1, frames, copies, True)
+    n5 = _prefill_grouped(s5, frames, copies, 5)
+    one, five = [], []
+    for rep in range(repeats):
+        one.append(_engine_rate("bare_faust", s1.model_copy(update={"app_id": f"{s1.app_id}-{rep}"}), n1))
+        five.append(_engine_rate("bare_faust", s5.model_copy(update={"app_id": f"{s5.app_id}-{rep}"}), n5, "5"))
+    m1, m5 = float(np.median(one)), float(np.median(five))
+    return [Figure("processor", "bare Faust agent, one face per record", m1, "faces/s",
+                   note="median of %d: %s" % (repeats, ", ".join(f"{v:,.0f}" for v in one))),
+            Figure("processor", "bare Faust agent, one camera frame (5 faces) per record", m5, "faces/s",
+                   note="median of %d: %s; %.1fx one face per record" % (
+                       repeats, ", ".join(f"{v:,.0f}" for v in five), m5 / m1))]
 
 
 def bench_scaling(base: Settings, frames: list[LandmarkFrame]) -> list[Figure]:
