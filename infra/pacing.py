@@ -84,3 +84,40 @@ def paced_poll(consumer: KafkaConsumer, pacer: Pacer, max_records: int, timeout_
     polled = consumer.poll(timeout_ms=WINDOW_MS, max_records=max_records)
     pacer.after(consumer, polled, max_records)
     return polled
+
+
+def hold_empty_fetches(max_pause_s: float) -> None:
+    """For a consumer we do not poll ourselves (Faust's, in a thread of its own): when a fetch
+    response brought no records and nothing is left in the fetcher's buffer, aiokafka waits
+    ``max_pause_s`` before asking that broker again, as Kafka itself would have held the request
+    (``fetch.max.wait.ms``); the embedded broker answers at once, and an idle Faust worker then
+    fetched in a tight loop. 0 leaves aiokafka as it is.
+
+    aiokafka has no setting for this, so (once per process) its fetch-response handler is wrapped
+    and the records it buffers are counted: ``_proc_fetch_request`` makes a ``FetchResult`` for
+    every partition that brought records. With records still buffered (the reader is behind) it
+    never waits: a request then covers only the partitions that have nothing to give."""
+    from aiokafka.consumer import fetcher
+
+    if max_pause_s <= 0 or getattr(fetcher.Fetcher, "_facestream_paced", False):
+        return
+
+    class CountedResult(fetcher.FetchResult):  # type: ignore[misc,valid-type]
+        made = 0
+
+        def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            CountedResult.made += 1
+            super().__init__(*args, **kwargs)
+
+    handle = fetcher.Fetcher._proc_fetch_request
+
+    async def paced(self, assignment, node_id, request):  # type: ignore[no-untyped-def]
+        made = CountedResult.made
+        wakeup = await handle(self, assignment, node_id, request)
+        if CountedResult.made == made and not self._records:
+            await asyncio.sleep(max_pause_s)
+        return wakeup
+
+    fetcher.FetchResult = CountedResult
+    fetcher.Fetcher._proc_fetch_request = paced
+    fetcher.Fetcher._facestream_paced = True

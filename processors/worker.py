@@ -13,6 +13,7 @@ import logging
 import faust
 
 from infra import membership, metrics
+from infra.pacing import hold_empty_fetches
 from infra.settings import Settings
 from infra.topics import ensure_topics
 from processors.app import create_app
@@ -43,6 +44,7 @@ def run_worker(settings: Settings | None = None) -> None:
     else:
         s = s.model_copy(update={"worker_instance_id": None})
     metrics.serve(s.worker_metrics_port, s.metrics_host)
+    hold_empty_fetches(s.fetch_idle_max_s)
     root = logging.getLogger()
     app = create_app(s)
     # Logging is the CLI's (text or JSON lines); Faust would install its own handlers.

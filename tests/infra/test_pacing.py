@@ -72,3 +72,53 @@ def test_paced_poll_delivers_what_arrives_while_paused(bootstrap):
         consumer.close()
         producer.close()
     assert got == [b"first"] + [f"m{i}".encode() for i in range(5, 400, 40)][:5]
+
+
+@pytest.mark.integration
+def test_held_empty_fetches_stop_the_spin_and_deliver_everything(bootstrap):
+    """The consumer inside Faust is not ours to poll: its fetcher waits after empty responses."""
+    from aiokafka.consumer import fetcher
+
+    from infra.pacing import hold_empty_fetches
+
+    hold_empty_fetches(0.01)
+    hold_empty_fetches(0.01)  # once per process, however often asked
+    paced = fetcher.Fetcher._proc_fetch_request
+    calls = [0]
+
+    async def counted(self, *args):  # type: ignore[no-untyped-def]
+        calls[0] += 1
+        return await paced(self, *args)
+
+    fetcher.Fetcher._proc_fetch_request = counted
+    topic = f"held-{uuid.uuid4().hex[:8]}"
+
+    async def run() -> tuple[int, list[bytes]]:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
+        await producer.start()
+        await producer.send_and_wait(topic, b"first")
+        await consumer.start()
+        try:
+            got = [m.value for m in (await consumer.getmany(timeout_ms=5000)).get(next(iter(consumer.assignment())), [])]
+            calls[0] = 0
+            await asyncio.sleep(1.0)  # idle: the broker answers every fetch at once
+            idle_fetches = calls[0]
+            for i in range(300):
+                await producer.send(topic, f"{i}".encode())
+            await producer.flush()
+            while len(got) < 301:
+                for records in (await consumer.getmany(timeout_ms=2000)).values():
+                    got.extend(m.value for m in records)
+            return idle_fetches, got
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    try:
+        idle_fetches, got = asyncio.run(asyncio.wait_for(run(), 60))
+    finally:
+        fetcher.Fetcher._proc_fetch_request = paced
+    # Unpaced, an idle aiokafka consumer asked the embedded broker ~2,000 times a second.
+    assert idle_fetches < 300, f"{idle_fetches} fetches in an idle second"
+    assert got == [b"first"] + [f"{i}".encode() for i in range(300)], "everything, in order"
