@@ -57,15 +57,14 @@ class FrameBatches:
     producer: Callable[[], ProducerT]  # Faust's producer, once the app has started it
     processor: FrameProcessor
     guard: OffsetGuard = field(default_factory=OffsetGuard)
-    gaps: GapReader | None = None
+    gaps: GapReader = field(init=False)
 
     def __post_init__(self) -> None:
-        self.gaps = self.gaps or GapReader(self.s.bootstrap, self.s.frames_topic)
+        self.gaps = GapReader(self.s.bootstrap, self.s.frames_topic)
 
     async def _payloads(self, events: Sequence[EventT]) -> list[bytes | None]:
         """The batch's frame payloads in offset order per partition: repeats dropped, gaps read back
         (``processors.gaps``)."""
-        assert self.gaps is not None
         out: list[bytes | None] = []
         for event in events:
             m = event.message

@@ -70,6 +70,9 @@ def create_app(s: Settings, processor: FrameProcessor | None = None) -> faust.Ap
     rebalanced = {"ms": now_ms(), "ready": False}
     metrics.CONSUMER_LAG.labels("worker").set(0)  # exposed from the start, updated by the timer
 
+    def count_sessions() -> None:
+        metrics.ACTIVE_SESSIONS.set(sum(1 for v in sessions.values() if v is not None))
+
     @app.on_partitions_revoked.connect
     async def _revoked(sender: object, revoked: object, **kwargs: object) -> None:
         batches.guard.forget()  # after a rebalance the stream restarts from committed offsets
@@ -78,7 +81,7 @@ def create_app(s: Settings, processor: FrameProcessor | None = None) -> faust.Ap
     async def _recovered(sender: object, **kwargs: object) -> None:
         # Sent once the Table is recovered for the new assignment: only now may frames be read.
         rebalanced["ms"] = now_ms()
-        metrics.ACTIVE_SESSIONS.set(sum(1 for v in sessions.values() if v is not None))
+        count_sessions()
         if not rebalanced["ready"]:
             rebalanced["ready"] = True
             log.info("Ready: worker of group %s", s.app_id)
@@ -94,7 +97,7 @@ def create_app(s: Settings, processor: FrameProcessor | None = None) -> faust.Ap
             return
         owned = [tp for tp in app.consumer.assignment() if tp.topic == s.frames_topic]
         if await batches.close_idle({tp.partition for tp in owned}, now_ms(), rebalanced["ms"]):
-            metrics.ACTIVE_SESSIONS.set(sum(1 for v in sessions.values() if v is not None))
+            count_sessions()
         # Frames between what this worker has processed and the end of its partitions.
         lag = 0
         for tp in owned:
@@ -103,7 +106,6 @@ def create_app(s: Settings, processor: FrameProcessor | None = None) -> faust.Ap
                 lag += max(0, end - done)
         metrics.CONSUMER_LAG.labels("worker").set(lag)
 
-    app.facestream_batches = batches  # type: ignore[attr-defined]  # for tests and the bench
     return app
 
 

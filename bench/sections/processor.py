@@ -23,17 +23,25 @@ from infra.topics import ensure_topics
 from schemas import LandmarkFrame
 
 
-def _prefill(s: Settings, frames: list[LandmarkFrame], copies: int, device_blendshapes: bool) -> int:
+def _prefill(s: Settings, frames: list[LandmarkFrame], copies: int, device_blendshapes: bool,
+             per_record: int = 1) -> int:
+    """``copies`` sessions of ``frames`` on the frames topic; returns the number of records. With
+    ``per_record`` > 1 a record carries that many consecutive encoded faces (one camera frame of a
+    device, all its faces), keyed by device."""
     from kafka import KafkaProducer
 
-    p = KafkaProducer(bootstrap_servers=s.bootstrap, linger_ms=20, batch_size=1 << 20, acks=1)
+    p = KafkaProducer(bootstrap_servers=s.bootstrap, linger_ms=20, batch_size=1 << 20, acks=1,
+                      max_request_size=16 << 20)
     now = int(time.time() * 1000)
     n = 0
     for c in range(copies):
-        for f in frames:
-            g = LandmarkFrame(**{**f.__dict__, "session_id": f"bench-{c}", "capture_ms": now + f.seq * 33,
-                                 "blendshapes": f.blendshapes if device_blendshapes else None})
-            p.send(s.frames_topic, key=g.key.encode(), value=g.encode())
+        encoded = [(g.key.encode(), g.encode()) for g in (
+            LandmarkFrame(**{**f.__dict__, "session_id": f"bench-{c}", "capture_ms": now + f.seq * 33,
+                             "blendshapes": f.blendshapes if device_blendshapes else None}) for f in frames)]
+        for i in range(0, len(encoded) - per_record + 1, per_record):
+            chunk = encoded[i:i + per_record]
+            key = chunk[0][0] if per_record == 1 else f"device-{c}".encode()
+            p.send(s.frames_topic, key=key, value=b"".join(v for _, v in chunk))
             n += 1
     p.flush()
     p.close()
@@ -131,24 +139,6 @@ def _worker_rate(s: Settings, n: int, workers: int = 1, profile: Path | None = N
     return got / (end - (first or end)), (first or end) - t0
 
 
-def _prefill_grouped(s: Settings, frames: list[LandmarkFrame], copies: int, per_record: int) -> int:
-    """Records of ``per_record`` encoded faces each (one camera frame of a device, all its faces),
-    keyed by device; returns the number of records."""
-    from kafka import KafkaProducer
-
-    p = KafkaProducer(bootstrap_servers=s.bootstrap, linger_ms=20, batch_size=1 << 20, acks=1,
-                      max_request_size=16 << 20)
-    encoded = [f.encode() for f in frames]
-    n = 0
-    for c in range(copies):
-        for i in range(0, len(encoded) - per_record + 1, per_record):
-            p.send(s.frames_topic, key=f"device-{c}".encode(), value=b"".join(encoded[i:i + per_record]))
-            n += 1
-    p.flush()
-    p.close()
-    return n
-
-
 def _engine_rate(module: str, s: Settings, n: int, *args: str) -> float:
     """frames/s of a reference consumer in ``bench.engines`` (its own process, first batch to last)."""
     import json
@@ -236,7 +226,7 @@ def _bench_grouping(base: Settings, frames: list[LandmarkFrame], copies: int, re
     for s in (s1, s5):
         ensure_topics(s)
     n1 = _prefill(s1, frames, copies, True)
-    n5 = _prefill_grouped(s5, frames, copies, 5)
+    n5 = _prefill(s5, frames, copies, True, per_record=5)
     one, five = [], []
     for rep in range(repeats):
         one.append(_engine_rate("bare_faust", s1.model_copy(update={"app_id": f"{s1.app_id}-{rep}"}), n1))
