@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,6 +61,11 @@ class Settings(BaseSettings):
         0.2, gt=0, description="how often the worker commits offsets (after flushing its results and "
         "session changelog; a crash replays at most this much, without double counting)")
     onnx_threads: int = Field(1, ge=1)
+    blendshapes: Literal["distilled", "exact"] = Field(
+        "distilled", description="how the worker computes blendshapes for frames that arrive without them "
+        "(Mojo clients, landmark-only producers): distilled, a small network trained to reproduce "
+        "MediaPipe's (its fidelity on people it never saw: reports/model_card.md); exact, MediaPipe's own "
+        "network, for MediaPipe's numbers at many times the CPU per face (bench/results)")
     static_membership: bool = Field(
         True, description="workers and store sinks join their groups as static members (KIP-345) with an "
         "id of their own (<host>-<role>-<slot>, the lowest slot free on this host), so a restarted process "

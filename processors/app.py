@@ -65,7 +65,7 @@ def create_app(s: Settings, processor: FrameProcessor | None = None) -> faust.Ap
         partitions=s.partitions, use_partitioner=True,
         help="Per-face session state (processors.session.FaceSession)",
     )
-    processor = processor or FrameProcessor(onnx_threads=s.onnx_threads)
+    processor = processor or FrameProcessor(onnx_threads=s.onnx_threads, blendshapes=s.blendshapes)
     batches = FrameBatches(s, sessions, lambda: app.producer, processor)
     rebalanced = {"ms": now_ms(), "ready": False}
     metrics.CONSUMER_LAG.labels("worker").set(0)  # exposed from the start, updated by the timer

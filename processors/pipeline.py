@@ -51,9 +51,10 @@ class Features:
 
 
 class FrameProcessor:
-    def __init__(self, params: CueParams = CueParams(), onnx_threads: int = 1) -> None:
+    def __init__(self, params: CueParams = CueParams(), onnx_threads: int = 1, blendshapes: str = "distilled") -> None:
+        """``blendshapes``: the model for frames that arrive without them (``BlendshapeModel`` kinds)."""
         self.params = params
-        self.model = BlendshapeModel(threads=onnx_threads)
+        self.model = BlendshapeModel(blendshapes, threads=onnx_threads)
         self.emotions = EmotionModel(threads=onnx_threads)
 
     def features(self, frames: Sequence[LandmarkFrame]) -> Features:

@@ -195,6 +195,7 @@ def evaluate(ds: LabelledDataset, dataset_path: Path, aug: Augment = Augment(), 
     flat = aligned_2d(to_pixel_space(ds.landmarks, ds.width, ds.height))
     models: dict[str, dict] = {}
     shipped = None
+    fold_models: list = []  # the shipped student of each fold, in fold order
     for name, (feature_set, p) in VARIANTS.items():
         xv = {"mesh": x, "compact": compact, "2d": flat}[feature_set]
         if feature_set == "2d":
@@ -209,6 +210,7 @@ def evaluate(ds: LabelledDataset, dataset_path: Path, aug: Augment = Augment(), 
         elif name.endswith("(ships)"):
             def fit_fold(xt, rt, dt, p=p):
                 m = fit_models(xt, rt, dt, p)
+                fold_models.append(m)
                 return lambda q: m.predict(q)
             probs, joy, surprise = _predict_folds(xv, rows, ds, folds, fit_fold, progress, name)
             shipped = (probs, joy, surprise)
@@ -241,6 +243,10 @@ def evaluate(ds: LabelledDataset, dataset_path: Path, aug: Augment = Augment(), 
     learned = cue_fns.learned_evidence(rules_ev, joy, surprise, probs)
     rules = rules_baseline(ds.blendshapes)
     y = ds.label_index()
+    # The same student, given the distilled network's blendshapes instead of MediaPipe's.
+    distilled = distilled_figures(ds, folds, fold_models, probs, learned)
+    if progress:
+        progress("distilled blendshapes")
 
     def cue_table(ev: np.ndarray) -> dict:
         out = {}
@@ -289,9 +295,44 @@ def evaluate(ds: LabelledDataset, dataset_path: Path, aug: Augment = Augment(), 
                   "teacher_happy": smile_accuracy(ds.teacher[:, EMOTIONS.index("happy")], ds)},
         "cues": {"learned": cue_table(learned), "rules": cue_table(rules_ev)},
         "london_slices": slices,
+        "distilled_blendshapes": distilled,
         "latency": latency_ms(ds),
         "machine": _machine(), "commit": _commit(), "classes": list(EMOTIONS),
     }
+
+
+def distilled_figures(ds: LabelledDataset, folds: np.ndarray, fold_models: list, probs: np.ndarray,
+                      learned: np.ndarray) -> dict:
+    """The distilled blendshape network judged on these faces: per blendshape against MediaPipe's
+    (on the people it was never trained on, and on all), and the shipped student of each fold fed
+    its blendshapes instead of MediaPipe's: the student's figures and how far its emotions and
+    cue evidence move (``probs`` [N, 7] and ``learned`` [N, 4] are the same with MediaPipe's)."""
+    from training.distill import fidelity, held_out
+    from training.fit import featurise
+    from vision.features.blendshapes import DISTILLED_PATH
+
+    if not DISTILLED_PATH.exists():
+        return {}
+    fast = BlendshapeModel("distilled").predict(ds.landmarks, ds.width, ds.height)
+    px = to_pixel_space(ds.landmarks, ds.width, ds.height)
+    x = featurise(px, fast)
+    pf, jf, sf = np.zeros_like(probs), np.zeros(len(ds), np.float32), np.zeros(len(ds), np.float32)
+    for f, m in enumerate(fold_models):
+        test = folds == f
+        pf[test], jf[test], sf[test] = m.predict(x[test])
+    lf = cue_fns.learned_evidence(cue_fns.frame_evidence(fast, head_pose(px), gaze(px)), jf, sf, pf)
+    out = held_out(ds.person)
+
+    def moved(m: np.ndarray) -> dict:
+        return {"faces": int(m.sum()),
+                "emotions": {e: float(np.abs(pf[m, j] - probs[m, j]).mean()) for j, e in enumerate(EMOTIONS)},
+                "evidence": {c: float(np.abs(lf[m, j] - learned[m, j]).mean())
+                             for j, c in enumerate(("amusement", "surprise", "confusion", "attention"))}}
+
+    return {"blendshapes_held_out": fidelity(fast[out], ds.blendshapes[out]),
+            "blendshapes_all": fidelity(fast, ds.blendshapes),
+            "student": scores(pf, ds), "smile": smile_accuracy(lf[:, 0], ds),
+            "moved_held_out": moved(out), "moved_all": moved(np.ones(len(ds), bool))}
 
 
 def latency_ms(ds: LabelledDataset, batch: int = 256, repeats: int = 20) -> dict[str, float]:

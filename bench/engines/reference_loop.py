@@ -44,7 +44,7 @@ async def _send(producer: AIOKafkaProducer, topic: str, parts: list[int], record
 
 async def run(n: int) -> dict:
     s = Settings()
-    fp = FrameProcessor(onnx_threads=s.onnx_threads)
+    fp = FrameProcessor(onnx_threads=s.onnx_threads, blendshapes=s.blendshapes)
     sessions: dict = {}
     consumer = AIOKafkaConsumer(s.frames_topic, bootstrap_servers=s.bootstrap, group_id=f"{s.app_id}-ref",
                                 enable_auto_commit=False, auto_offset_reset="earliest",

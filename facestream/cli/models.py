@@ -100,6 +100,43 @@ def train(dataset_path: Path, out: Path, image_head_out: Path, seed: int) -> Non
     console.print(f"wrote {out.with_suffix('.onnx')}, {image_head_out.with_suffix('.onnx')} and their .json")
 
 
+DISTILLED = model_path("blendshapes_distilled")
+
+
+@main.command()
+@click.option("--dataset", "dataset_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_LABELLED,
+              show_default=True, help="a labelled dataset from `facestream dataset build --labelled`")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=DISTILLED, show_default=True,
+              help="writes OUT.onnx and OUT.json")
+@click.option("--copies", default=6, show_default=True, help="moved copies of each training face")
+@click.option("--seed", default=0, show_default=True)
+def distill(dataset_path: Path, out: Path, copies: int, seed: int) -> None:
+    """Train the small blendshape network on MediaPipe's outputs; judge it on held-out people."""
+    import time
+
+    from infra.assets import sha256_of
+    from training.dataset import LabelledDataset
+    from training.distill import DistillParams, save
+    from training.distill import distill as run
+
+    try:
+        ds = LabelledDataset.load(dataset_path)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
+    t0 = time.monotonic()
+    with err.status("distilling") as status:
+        student, figures = run(ds, DistillParams(copies=copies, seed=seed),
+                               progress=lambda msg: status.update(f"[{time.monotonic() - t0:.0f} s] {msg}"))
+        path = save(student, out, {"dataset_sha256": sha256_of(dataset_path), "trainer": "facestream distill "
+                                   "(training/distill.py)", "teacher": "vision/model_files/face_blendshapes.onnx",
+                                   **figures})
+    for name in ("held_out_faces", "held_out_moved_copies", "held_out_video"):
+        f = figures[name]
+        console.print(f"{name.replace('_', ' ')}: {f['faces']} faces, mean abs diff {f['mean_abs_diff']:.4f} "
+                      f"(worst blendshape {f['max_abs_diff_blendshape']:.4f})")
+    console.print(f"wrote {path} and its .json")
+
+
 @main.command()
 @click.option("--dataset", "dataset_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_LABELLED,
               show_default=True)
