@@ -9,6 +9,7 @@ import platform
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -90,6 +91,52 @@ def _shortfall(f: dict) -> str:
     return f" ({f['value'] / float(m.group(1).replace(',', '')):.2f}x the target)"
 
 
+def py_spy(pid: int, out: Path, duration_s: int | None = None) -> subprocess.Popen | None:
+    """py-spy sampling a process until it exits (or for ``duration_s``), folded stacks to ``out``;
+    None where py-spy is missing."""
+    exe = Path(sys.executable).parent / "py-spy"
+    if not exe.exists():
+        return None
+    # --nonblocking: sample without pausing the worker, which would slow what is being measured.
+    limit = ["--duration", str(duration_s)] if duration_s else []
+    return subprocess.Popen([str(exe), "record", "--nonblocking", "--pid", str(pid), "--rate", "200", "--format", "raw",
+                             "--output", str(out), *limit], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def write_spy(spy: subprocess.Popen | None, folded: Path, target: Path) -> None:
+    """Wait for a ``py_spy`` run to end and write its summary to ``target`` (or why there is none)."""
+    if spy is None:
+        return
+    try:
+        spy.wait(60)
+        target.write_text(summarize_spy(folded) + "\n")
+    except (subprocess.TimeoutExpired, OSError, ValueError) as exc:
+        target.write_text(f"py-spy gave no profile: {exc}\n")
+    folded.unlink(missing_ok=True)
+
+
+def summarize_spy(folded: Path, top: int = 14) -> str:
+    """Where a process spent its samples: functions by own time, and facestream's by inclusive time."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in folded.read_text().splitlines():
+        if not line.strip():
+            continue
+        stack, count = line.rsplit(" ", 1)
+        frames, n = stack.split(";"), int(count)
+        total += n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for f in set(frames):
+            inclusive[f] = inclusive.get(f, 0) + n
+    ours = {f: v for f, v in inclusive.items() if any(p in f for p in ("processors/", "schemas/", "sinks/", "infra/pacing"))}
+    lines = [f"{total} samples", "", "own time:"]
+    lines += [f"  {100 * v / total:5.1f}%  {f}" for f, v in sorted(own.items(), key=lambda x: -x[1])[:top]]
+    lines += ["", "facestream code, inclusive:"]
+    lines += [f"  {100 * v / total:5.1f}%  {f}" for f, v in sorted(ours.items(), key=lambda x: -x[1])[:top]]
+    return "\n".join(lines)
+
+
 def write(figures: list[Figure], machine: dict, profile: str | None, sections: tuple[str, ...]) -> Path:
     """Write this run's sections as JSON, then the README table from every section's latest JSON
     (so running one section keeps the others' figures, each with its own machine and commit)."""
@@ -120,6 +167,10 @@ def write(figures: list[Figure], machine: dict, profile: str | None, sections: t
                                        for k, m in runs.items())]
     for spy in sorted(OUT.glob("worker-profile-*.txt")):
         lines += ["", f"## py-spy: one worker process through the processor run ({spy.stem.split('-', 2)[2]})", "",
+                  "```", spy.read_text().strip(), "```"]
+    for spy in sorted(OUT.glob("latency-profile-*.txt")):
+        role, faces = spy.stem.split("-", 3)[2:]
+        lines += ["", f"## py-spy: the {role} through the latency run ({faces.replace('-', ' ')} x 30 Hz)", "",
                   "```", spy.read_text().strip(), "```"]
     if (OUT / "profile.txt").exists():
         lines += ["", "## Profile: a landmark-only batch of 256 frames through FrameProcessor.process (x5)", "",

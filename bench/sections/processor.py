@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.harness import OUT, ROOT, Figure, topic_settings
+from bench.harness import OUT, ROOT, Figure, py_spy, topic_settings, write_spy
 from facestream.services import spawn, stop
 from infra.settings import Settings
 from infra.topics import ensure_topics
@@ -73,38 +73,6 @@ def _raw_consume_rate(s: Settings, n: int) -> float:
     return asyncio.run(run())
 
 
-def _spy(pid: int, out: Path) -> subprocess.Popen | None:
-    """py-spy sampling a process until it exits (folded stacks), or None where py-spy is missing."""
-    exe = Path(sys.executable).parent / "py-spy"
-    if not exe.exists():
-        return None
-    # --nonblocking: sample without pausing the worker, which would slow what is being measured.
-    return subprocess.Popen([str(exe), "record", "--nonblocking", "--pid", str(pid), "--rate", "200", "--format", "raw",
-                             "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def summarize_spy(folded: Path, top: int = 14) -> str:
-    """Where a process spent its samples: functions by own time, and facestream's by inclusive time."""
-    own: dict[str, int] = {}
-    inclusive: dict[str, int] = {}
-    total = 0
-    for line in folded.read_text().splitlines():
-        if not line.strip():
-            continue
-        stack, count = line.rsplit(" ", 1)
-        frames, n = stack.split(";"), int(count)
-        total += n
-        own[frames[-1]] = own.get(frames[-1], 0) + n
-        for f in set(frames):
-            inclusive[f] = inclusive.get(f, 0) + n
-    ours = {f: v for f, v in inclusive.items() if any(p in f for p in ("processors/", "schemas/", "infra/pacing"))}
-    lines = [f"{total} samples", "", "own time:"]
-    lines += [f"  {100 * v / total:5.1f}%  {f}" for f, v in sorted(own.items(), key=lambda x: -x[1])[:top]]
-    lines += ["", "facestream code, inclusive:"]
-    lines += [f"  {100 * v / total:5.1f}%  {f}" for f, v in sorted(ours.items(), key=lambda x: -x[1])[:top]]
-    return "\n".join(lines)
-
-
 def _worker_rate(s: Settings, n: int, workers: int = 1, profile: Path | None = None) -> tuple[float, float]:
     """(frames/s from first to last result, start-up seconds) for ``workers`` worker processes;
     with ``profile``, the first worker's py-spy summary is written there."""
@@ -114,7 +82,7 @@ def _worker_rate(s: Settings, n: int, workers: int = 1, profile: Path | None = N
     procs = [spawn("worker", s, "--loglevel", "warning", env={"FACESTREAM_WORKER_INSTANCE_ID": f"bench-{i}"}, cwd=ROOT)
              for i in range(workers)]
     folded = OUT / "worker.folded"
-    spy = _spy(procs[0].pid, folded) if profile else None
+    spy = py_spy(procs[0].pid, folded) if profile else None
     c = KafkaConsumer(s.results_topic, bootstrap_servers=s.bootstrap, auto_offset_reset="earliest", group_id=None)
     got, first = 0, None
     try:
@@ -129,13 +97,8 @@ def _worker_rate(s: Settings, n: int, workers: int = 1, profile: Path | None = N
         for p in procs:
             stop(p, timeout_s=30)
     end = time.monotonic()
-    if spy is not None and profile is not None:
-        try:
-            spy.wait(60)
-            profile.write_text(summarize_spy(folded) + "\n")
-        except (subprocess.TimeoutExpired, OSError, ValueError) as exc:
-            profile.write_text(f"py-spy gave no profile: {exc}\n")
-        folded.unlink(missing_ok=True)
+    if profile is not None:
+        write_spy(spy, folded, profile)
     return got / (end - (first or end)), (first or end) - t0
 
 
@@ -173,50 +136,95 @@ ENGINES = ("raw aiokafka consume + decode", "bare Faust agent (consume + ack)", 
 
 
 def bench_processor(base: Settings, frames: list[LandmarkFrame], copies: int = 32, repeats: int = 3) -> list[Figure]:
-    """The four consumers alternately on the same pre-filled topic, ``repeats`` rounds (this shared
-    machine varies by +-30 % between runs): medians, every run in the note, and the Faust worker's
-    own overhead per frame beyond the bare agent and the pure pipeline."""
+    """Device frames through the four consumers alternately on the same pre-filled topic,
+    ``repeats`` rounds (this shared machine varies by +-30 % between runs): medians, every run in
+    the note, and the Faust worker's own overhead per frame beyond the bare agent and the pure
+    pipeline; then the worker's landmark-only paths beside its device path, and the grouping."""
     out = []
-    for device in (True, False):
+    # The device path against the other engines; the landmark-only paths in _bench_paths.
+    s = topic_settings(base, uuid.uuid4().hex[:6])
+    ensure_topics(s)
+    n = _prefill(s, frames, copies, True)
+    rates: dict[str, list[float]] = {e: [] for e in ENGINES}
+    startups = []
+    for rep in range(repeats):
+        # A consumer group and results topic of its own per run, on the same frames.
+        r = s.model_copy(update={"app_id": f"{s.app_id}-{rep}", "results_topic": f"{s.results_topic}-{rep}",
+                                 "summaries_topic": f"{s.summaries_topic}-{rep}"})
+        ensure_topics(r)
+        rates[ENGINES[0]].append(_raw_consume_rate(r, n))
+        rates[ENGINES[1]].append(_engine_rate("bare_faust", r, n))
+        rate, startup = _worker_rate(r, n)  # profiled in _bench_paths
+        rates[ENGINES[2]].append(rate)
+        startups.append(startup)
+        ref = r.model_copy(update={"results_topic": f"{r.results_topic}-ref"})
+        ensure_topics(ref)
+        rates[ENGINES[3]].append(_engine_rate("reference_loop", ref, n))
+    med = {e: float(np.median(v)) for e, v in rates.items()}
+    kind = "with device blendshapes"
+    for e in ENGINES:
+        note = f"median of {repeats}: " + ", ".join(f"{v:,.0f}" for v in rates[e])
+        if e == ENGINES[2]:
+            note += f"; {n} frames, start-up {np.median(startups):.1f} s"
+        out.append(Figure("processor", f"{e}, {kind}", med[e], "frames/s",
+                          ">= 4000" if e == ENGINES[2] else "", med[e] >= 4000 if e == ENGINES[2] else None, note))
+    worker, ref = rates[ENGINES[2]], rates[ENGINES[3]]
+    ratios = [w / f for w, f in zip(worker, ref)]
+    out.append(Figure("processor", f"Faust worker / aiokafka reference, {kind}", float(np.median(ratios)), "",
+                      ">= 0.6", float(np.median(ratios)) >= 0.6,
+                      "side by side per round: " + ", ".join(f"{x:.2f}" for x in ratios)))
+    pipe = pipeline_us(frames, True)
+    overhead = 1e6 / med[ENGINES[2]] - 1e6 / med[ENGINES[1]] - pipe
+    out.append(Figure("processor", f"Faust worker's own overhead per frame, {kind}", overhead, "us",
+                      note=f"1/worker - 1/bare agent - pure pipeline ({pipe:.0f} us/frame in batches of 256)"))
+    out.extend(_bench_paths(base, frames, copies, repeats))
+    out.extend(_bench_grouping(base, frames, copies, repeats))
+    return out
+
+
+PATHS = {"device blendshapes": (True, "distilled"), "landmarks only, distilled blendshapes": (False, "distilled"),
+         "landmarks only, MediaPipe's blendshape network": (False, "exact")}
+
+
+def _bench_paths(base: Settings, frames: list[LandmarkFrame], copies: int, repeats: int) -> list[Figure]:
+    """The same Faust worker on device frames and on landmark-only (Mojo) frames, with either
+    blendshape model, alternating per round; and how far the distilled model moves what the
+    worker reports on the real clip."""
+    from processors.pipeline import FrameProcessor
+    from training.fidelity import video_fidelity
+
+    topics = {}
+    for name, (device, _) in PATHS.items():
         s = topic_settings(base, uuid.uuid4().hex[:6])
         ensure_topics(s)
-        n = _prefill(s, frames, copies, device)
-        tag = "device-blendshapes" if device else "landmarks-only"
-        rates: dict[str, list[float]] = {e: [] for e in ENGINES}
-        startups = []
-        for rep in range(repeats):
-            # A consumer group and results topic of its own per run, on the same frames.
+        topics[name] = (s, _prefill(s, frames, copies, device))
+    rates: dict[str, list[float]] = {name: [] for name in PATHS}
+    for rep in range(repeats):
+        for name, (_, model) in PATHS.items():
+            s, n = topics[name]
             r = s.model_copy(update={"app_id": f"{s.app_id}-{rep}", "results_topic": f"{s.results_topic}-{rep}",
-                                     "summaries_topic": f"{s.summaries_topic}-{rep}"})
+                                     "summaries_topic": f"{s.summaries_topic}-{rep}", "blendshapes": model})
             ensure_topics(r)
-            rates[ENGINES[0]].append(_raw_consume_rate(r, n))
-            rates[ENGINES[1]].append(_engine_rate("bare_faust", r, n))
-            last = rep == repeats - 1
-            rate, startup = _worker_rate(r, n, profile=OUT / f"worker-profile-{tag}.txt" if last else None)
-            rates[ENGINES[2]].append(rate)
-            startups.append(startup)
-            ref = r.model_copy(update={"results_topic": f"{r.results_topic}-ref"})
-            ensure_topics(ref)
-            rates[ENGINES[3]].append(_engine_rate("reference_loop", ref, n))
-        med = {e: float(np.median(v)) for e, v in rates.items()}
-        kind = "with device blendshapes" if device else "landmarks only (server-side blendshapes)"
-        for e in ENGINES:
-            note = f"median of {repeats}: " + ", ".join(f"{v:,.0f}" for v in rates[e])
-            if e == ENGINES[2]:
-                note += f"; {n} frames, start-up {np.median(startups):.1f} s"
-            out.append(Figure("processor", f"{e}, {kind}", med[e], "frames/s",
-                              ">= 4000" if e == ENGINES[2] and device else "",
-                              med[e] >= 4000 if e == ENGINES[2] and device else None, note))
-        worker, ref = rates[ENGINES[2]], rates[ENGINES[3]]
-        ratios = [w / f for w, f in zip(worker, ref)]
-        out.append(Figure("processor", f"Faust worker / aiokafka reference, {kind}", float(np.median(ratios)), "",
-                          ">= 0.6" if device else "", float(np.median(ratios)) >= 0.6 if device else None,
+            last = rep == repeats - 1 and model == "distilled"
+            tag = "device-blendshapes" if name == "device blendshapes" else "landmarks-only"
+            rates[name].append(_worker_rate(r, n, profile=OUT / f"worker-profile-{tag}.txt" if last else None)[0])
+    out = [Figure("processor", f"Faust worker, {name}", float(np.median(v)), "frames/s",
+                  note="median of %d: %s" % (repeats, ", ".join(f"{x:,.0f}" for x in v))) for name, v in rates.items()]
+    device = rates["device blendshapes"]
+    for name in list(PATHS)[1:]:
+        ratios = [x / d for x, d in zip(rates[name], device)]
+        target = "distilled" in name
+        out.append(Figure("processor", f"Faust worker, {name} / device blendshapes", float(np.median(ratios)), "",
+                          ">= 0.9" if target else "", float(np.median(ratios)) >= 0.9 if target else None,
                           "side by side per round: " + ", ".join(f"{x:.2f}" for x in ratios)))
-        pipe = pipeline_us(frames, device)
-        overhead = 1e6 / med[ENGINES[2]] - 1e6 / med[ENGINES[1]] - pipe
-        out.append(Figure("processor", f"Faust worker's own overhead per frame, {kind}", overhead, "us",
-                          note=f"1/worker - 1/bare agent - pure pipeline ({pipe:.0f} us/frame in batches of 256)"))
-    out.extend(_bench_grouping(base, frames, copies, repeats))
+    fid = video_fidelity(frames, FrameProcessor(blendshapes="exact"), FrameProcessor(blendshapes="distilled"))
+    for kind in ("cue", "emotion"):
+        values = fid["cues" if kind == "cue" else "emotions"]
+        worst = max(values, key=values.get)
+        out.append(Figure("processor", f"distilled vs MediaPipe's blendshapes: largest {kind} difference on the "
+                          "real clip", fid[f"max_{kind}"], "mean abs", "<= 0.03", fid[f"max_{kind}"] <= 0.03,
+                          f"{worst}; {fid['frames']} frames of WolfgangLanger_Pexels.mp4 (never trained on); "
+                          + ", ".join(f"{k} {v:.4f}" for k, v in values.items())))
     return out
 
 
