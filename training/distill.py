@@ -2,7 +2,7 @@
 coordinates), the same 52 outputs, a few hundred times fewer operations.
 
 Landmark-only clients (Mojo) send no blendshapes, so the server computes them for every face;
-MediaPipe's network (an MLP-Mixer) is most of that path's cost. The student here:
+MediaPipe's network (an MLP-Mixer) is most of that path's cost. The network here:
 
     landmarks [N, 146, 2] pixels
       -> centred on their mean, divided by their RMS distance from it   (scale and shift gone)
@@ -12,9 +12,11 @@ MediaPipe's network (an MLP-Mixer) is most of that path's cost. The student here
 Training rows are the landmarks of every labelled face of the dataset plus ``copies`` moved copies
 each (``training.fit.augment_landmarks``: head rotations, scale, shift, jitter: the augmentations
 the emotion student uses) and the faces of the project's videos except the held-out demo clip;
-every target is MediaPipe's network on exactly those landmarks. People in ``held_out`` (a fixed
+every target is MediaPipe's network on exactly those landmarks, standardised per blendshape for
+the loss (the emotion student standardises the blendshapes it reads, so an error on a blendshape
+that hardly varies moves it as much as a larger one on a lively blendshape). People in ``held_out`` (a fixed
 fifth, by a hash of the person id) are never trained on: they, and the demo clip, are what the
-student is judged on, per blendshape.
+network is judged on, per blendshape.
 """
 
 from __future__ import annotations
@@ -47,8 +49,11 @@ class DistillParams:
     l2: float = 1e-5
     batch_size: int = 256
     learning_rate: float = 1e-3
-    max_epochs: int = 120
+    max_epochs: int = 150
     patience: int = 10  # epochs without the training loss improving by 1e-7 before stopping
+    # Targets are standardised (divided by max(std, target_floor)) so that the loss weighs each
+    # blendshape as the emotion student, which standardises its inputs, feels its errors.
+    target_floor: float = 0.01
     seed: int = 0
 
 
@@ -130,6 +135,7 @@ def fit(train: Corpus, p: DistillParams = DistillParams(), progress: Callable[[s
 
     z = normalise(train.x)
     mean, std = z.mean(axis=0), z.std(axis=0) + 1e-6
+    y_mean, y_scale = train.y.mean(axis=0), np.maximum(train.y.std(axis=0), p.target_floor)
     net = MLPRegressor(hidden_layer_sizes=p.hidden, activation="relu", solver="adam", alpha=p.l2,
                        batch_size=p.batch_size, learning_rate_init=p.learning_rate, max_iter=p.max_epochs,
                        # No early stopping on a validation fraction: scikit-learn judges it by R^2
@@ -138,10 +144,13 @@ def fit(train: Corpus, p: DistillParams = DistillParams(), progress: Callable[[s
     with warnings.catch_warnings():
         # Stopping at max_epochs is a choice here, said in the progress line, not a fault.
         warnings.simplefilter("ignore", ConvergenceWarning)
-        net.fit(((z - mean) / std).astype(np.float32), train.y.astype(np.float32))
+        net.fit(((z - mean) / std).astype(np.float32), ((train.y - y_mean) / y_scale).astype(np.float32))
     if progress:
         progress(f"{net.n_iter_} epochs, training loss {net.loss_:.6f}")
     layers = [(w.astype(np.float32), b.astype(np.float32)) for w, b in zip(net.coefs_, net.intercepts_)]
+    # Undo the target standardisation inside the last layer: y = (h W + b) * scale + mean.
+    w, b = layers[-1]
+    layers[-1] = ((w * y_scale).astype(np.float32), (b * y_scale + y_mean).astype(np.float32))
     return Student(mean.astype(np.float32), std.astype(np.float32), layers)
 
 

@@ -225,7 +225,34 @@ def _bench_paths(base: Settings, frames: list[LandmarkFrame], copies: int, repea
                           "real clip", fid[f"max_{kind}"], "mean abs", "<= 0.03", fid[f"max_{kind}"] <= 0.03,
                           f"{worst}; {fid['frames']} frames of WolfgangLanger_Pexels.mp4 (never trained on); "
                           + ", ".join(f"{k} {v:.4f}" for k, v in values.items())))
-    return out
+    return out + _card_fidelity()
+
+
+def _card_fidelity() -> list[Figure]:
+    """The model card's figures for the distilled network on labelled photos (``facestream
+    evaluate``, people held out), beside the speed; none when the card predates it."""
+    import json
+
+    card = ROOT / "reports" / "model_card.json"
+    d = json.loads(card.read_text()).get("distilled_blendshapes") if card.exists() else None
+    if not d:
+        return []
+    held, student = d["moved_held_out"], json.loads(card.read_text())["student"]
+    worst_e = max(held["emotions"], key=held["emotions"].get)
+    worst_c = max(held["evidence"], key=held["evidence"].get)
+    src = f"reports/model_card.json at {json.loads(card.read_text())['commit']}; {held['faces']} faces"
+    return [
+        Figure("processor", "distilled vs MediaPipe's blendshapes: largest emotion difference on labelled photos "
+               "of people held out", held["emotions"][worst_e], "mean abs", "<= 0.03", held["emotions"][worst_e] <= 0.03,
+               f"{worst_e}; {src}"),
+        Figure("processor", "distilled vs MediaPipe's blendshapes: largest cue-evidence difference on labelled "
+               "photos of people held out", held["evidence"][worst_c], "mean abs", "<= 0.03",
+               held["evidence"][worst_c] <= 0.03, f"{worst_c}; {src}"),
+        Figure("processor", "student mean recall fed distilled blendshapes (model card, 5 folds by person)",
+               d["student"]["mean_recall"], "", f">= {student['mean_recall']:.3f} (with MediaPipe's)",
+               d["student"]["mean_recall"] >= student["mean_recall"] - 1e-9,
+               f"accuracy {d['student']['accuracy']:.3f} ({student['accuracy']:.3f} with MediaPipe's); {src}"),
+    ]
 
 
 def _bench_grouping(base: Settings, frames: list[LandmarkFrame], copies: int, repeats: int) -> list[Figure]:
