@@ -16,6 +16,7 @@ def run(sections: tuple[str, ...], log: Callable[[str], None] = print) -> Path:
     from bench.sections.faces import bench_detector, bench_images
     from bench.sections.latency import bench_latency
     from bench.sections.memory import bench_memory
+    from bench.sections.paths import bench_paths
     from bench.sections.processor import bench_processor, bench_scaling, profile_pipeline
     from bench.sections.store import bench_store
     from sinks.store.db import database_url, stop_embedded
@@ -32,6 +33,7 @@ def run(sections: tuple[str, ...], log: Callable[[str], None] = print) -> Path:
         steps: dict[str, Callable[[Settings], list[Figure]]] = {
             "edge": lambda base: bench_edge(),
             "processor": lambda base: bench_processor(base, frames),
+            "paths": lambda base: bench_paths(base, frames),
             "latency": lambda base: bench_latency(base, frames, db),
             "store": lambda base: bench_store(db, frames),
             "memory": lambda base: bench_memory(base, frames),

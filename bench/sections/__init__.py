@@ -1,3 +1,3 @@
 """The benchmark's sections, in the order the results table lists them."""
 
-SECTIONS = ("edge", "processor", "latency", "store", "memory", "scaling", "detector", "images")
+SECTIONS = ("edge", "processor", "paths", "latency", "store", "memory", "scaling", "detector", "images")

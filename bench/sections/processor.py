@@ -23,7 +23,7 @@ from infra.topics import ensure_topics
 from schemas import LandmarkFrame
 
 
-def _prefill(s: Settings, frames: list[LandmarkFrame], copies: int, device_blendshapes: bool,
+def prefill(s: Settings, frames: list[LandmarkFrame], copies: int, device_blendshapes: bool,
              per_record: int = 1) -> int:
     """``copies`` sessions of ``frames`` on the frames topic; returns the number of records. With
     ``per_record`` > 1 a record carries that many consecutive encoded faces (one camera frame of a
@@ -73,7 +73,7 @@ def _raw_consume_rate(s: Settings, n: int) -> float:
     return asyncio.run(run())
 
 
-def _worker_rate(s: Settings, n: int, workers: int = 1, profile: Path | None = None) -> tuple[float, float]:
+def worker_rate(s: Settings, n: int, workers: int = 1, profile: Path | None = None) -> tuple[float, float]:
     """(frames/s from first to last result, start-up seconds) for ``workers`` worker processes;
     with ``profile``, the first worker's py-spy summary is written there."""
     from kafka import KafkaConsumer
@@ -139,12 +139,12 @@ def bench_processor(base: Settings, frames: list[LandmarkFrame], copies: int = 3
     """Device frames through the four consumers alternately on the same pre-filled topic,
     ``repeats`` rounds (this shared machine varies by +-30 % between runs): medians, every run in
     the note, and the Faust worker's own overhead per frame beyond the bare agent and the pure
-    pipeline; then the worker's landmark-only paths beside its device path, and the grouping."""
+    pipeline; then the grouping."""
     out = []
-    # The device path against the other engines; the landmark-only paths in _bench_paths.
+    # The device path against the other engines; the landmark-only paths: bench/sections/paths.py.
     s = topic_settings(base, uuid.uuid4().hex[:6])
     ensure_topics(s)
-    n = _prefill(s, frames, copies, True)
+    n = prefill(s, frames, copies, True)
     rates: dict[str, list[float]] = {e: [] for e in ENGINES}
     startups = []
     for rep in range(repeats):
@@ -154,7 +154,7 @@ def bench_processor(base: Settings, frames: list[LandmarkFrame], copies: int = 3
         ensure_topics(r)
         rates[ENGINES[0]].append(_raw_consume_rate(r, n))
         rates[ENGINES[1]].append(_engine_rate("bare_faust", r, n))
-        rate, startup = _worker_rate(r, n)  # profiled in _bench_paths
+        rate, startup = worker_rate(r, n)  # profiled in bench/sections/paths.py
         rates[ENGINES[2]].append(rate)
         startups.append(startup)
         ref = r.model_copy(update={"results_topic": f"{r.results_topic}-ref"})
@@ -177,82 +177,8 @@ def bench_processor(base: Settings, frames: list[LandmarkFrame], copies: int = 3
     overhead = 1e6 / med[ENGINES[2]] - 1e6 / med[ENGINES[1]] - pipe
     out.append(Figure("processor", f"Faust worker's own overhead per frame, {kind}", overhead, "us",
                       note=f"1/worker - 1/bare agent - pure pipeline ({pipe:.0f} us/frame in batches of 256)"))
-    out.extend(_bench_paths(base, frames, copies, repeats))
     out.extend(_bench_grouping(base, frames, copies, repeats))
     return out
-
-
-PATHS = {"device blendshapes": (True, "distilled"), "landmarks only, distilled blendshapes": (False, "distilled"),
-         "landmarks only, MediaPipe's blendshape network": (False, "exact")}
-
-
-def _bench_paths(base: Settings, frames: list[LandmarkFrame], copies: int, repeats: int) -> list[Figure]:
-    """The same Faust worker on device frames and on landmark-only (Mojo) frames, with either
-    blendshape model, alternating per round; and how far the distilled model moves what the
-    worker reports on the real clip."""
-    from processors.pipeline import FrameProcessor
-    from training.fidelity import video_fidelity
-
-    topics = {}
-    for name, (device, _) in PATHS.items():
-        s = topic_settings(base, uuid.uuid4().hex[:6])
-        ensure_topics(s)
-        topics[name] = (s, _prefill(s, frames, copies, device))
-    rates: dict[str, list[float]] = {name: [] for name in PATHS}
-    for rep in range(repeats):
-        for name, (_, model) in PATHS.items():
-            s, n = topics[name]
-            r = s.model_copy(update={"app_id": f"{s.app_id}-{rep}", "results_topic": f"{s.results_topic}-{rep}",
-                                     "summaries_topic": f"{s.summaries_topic}-{rep}", "blendshapes": model})
-            ensure_topics(r)
-            last = rep == repeats - 1 and model == "distilled"
-            tag = "device-blendshapes" if name == "device blendshapes" else "landmarks-only"
-            rates[name].append(_worker_rate(r, n, profile=OUT / f"worker-profile-{tag}.txt" if last else None)[0])
-    out = [Figure("processor", f"Faust worker, {name}", float(np.median(v)), "frames/s",
-                  note="median of %d: %s" % (repeats, ", ".join(f"{x:,.0f}" for x in v))) for name, v in rates.items()]
-    device = rates["device blendshapes"]
-    for name in list(PATHS)[1:]:
-        ratios = [x / d for x, d in zip(rates[name], device)]
-        target = "distilled" in name
-        out.append(Figure("processor", f"Faust worker, {name} / device blendshapes", float(np.median(ratios)), "",
-                          ">= 0.9" if target else "", float(np.median(ratios)) >= 0.9 if target else None,
-                          "side by side per round: " + ", ".join(f"{x:.2f}" for x in ratios)))
-    fid = video_fidelity(frames, FrameProcessor(blendshapes="exact"), FrameProcessor(blendshapes="distilled"))
-    for kind in ("cue", "emotion"):
-        values = fid["cues" if kind == "cue" else "emotions"]
-        worst = max(values, key=values.get)
-        out.append(Figure("processor", f"distilled vs MediaPipe's blendshapes: largest {kind} difference on the "
-                          "real clip", fid[f"max_{kind}"], "mean abs", "<= 0.03", fid[f"max_{kind}"] <= 0.03,
-                          f"{worst}; {fid['frames']} frames of WolfgangLanger_Pexels.mp4 (never trained on); "
-                          + ", ".join(f"{k} {v:.4f}" for k, v in values.items())))
-    return out + _card_fidelity()
-
-
-def _card_fidelity() -> list[Figure]:
-    """The model card's figures for the distilled network on labelled photos (``facestream
-    evaluate``, people held out), beside the speed; none when the card predates it."""
-    import json
-
-    card = ROOT / "reports" / "model_card.json"
-    d = json.loads(card.read_text()).get("distilled_blendshapes") if card.exists() else None
-    if not d:
-        return []
-    held, student = d["moved_held_out"], json.loads(card.read_text())["student"]
-    worst_e = max(held["emotions"], key=held["emotions"].get)
-    worst_c = max(held["evidence"], key=held["evidence"].get)
-    src = f"reports/model_card.json at {json.loads(card.read_text())['commit']}; {held['faces']} faces"
-    return [
-        Figure("processor", "distilled vs MediaPipe's blendshapes: largest emotion difference on labelled photos "
-               "of people held out", held["emotions"][worst_e], "mean abs", "<= 0.03", held["emotions"][worst_e] <= 0.03,
-               f"{worst_e}; {src}"),
-        Figure("processor", "distilled vs MediaPipe's blendshapes: largest cue-evidence difference on labelled "
-               "photos of people held out", held["evidence"][worst_c], "mean abs", "<= 0.03",
-               held["evidence"][worst_c] <= 0.03, f"{worst_c}; {src}"),
-        Figure("processor", "student mean recall fed distilled blendshapes (model card, 5 folds by person)",
-               d["student"]["mean_recall"], "", f">= {student['mean_recall']:.3f} (with MediaPipe's)",
-               d["student"]["mean_recall"] >= student["mean_recall"] - 1e-9,
-               f"accuracy {d['student']['accuracy']:.3f} ({student['accuracy']:.3f} with MediaPipe's); {src}"),
-    ]
 
 
 def _bench_grouping(base: Settings, frames: list[LandmarkFrame], copies: int, repeats: int) -> list[Figure]:
@@ -260,8 +186,8 @@ def _bench_grouping(base: Settings, frames: list[LandmarkFrame], copies: int, re
     s1, s5 = (topic_settings(base, uuid.uuid4().hex[:6]) for _ in range(2))
     for s in (s1, s5):
         ensure_topics(s)
-    n1 = _prefill(s1, frames, copies, True)
-    n5 = _prefill(s5, frames, copies, True, per_record=5)
+    n1 = prefill(s1, frames, copies, True)
+    n5 = prefill(s5, frames, copies, True, per_record=5)
     one, five = [], []
     for rep in range(repeats):
         one.append(_engine_rate("bare_faust", s1.model_copy(update={"app_id": f"{s1.app_id}-{rep}"}), n1))
@@ -279,8 +205,8 @@ def bench_scaling(base: Settings, frames: list[LandmarkFrame]) -> list[Figure]:
     for workers in (1, 2, 4):
         s = topic_settings(base, uuid.uuid4().hex[:6], partitions=4)
         ensure_topics(s)
-        n = _prefill(s, frames, 32, True)
-        rate, _ = _worker_rate(s, n, workers)
+        n = prefill(s, frames, 32, True)
+        rate, _ = worker_rate(s, n, workers)
         out.append(Figure("scaling", f"{workers} worker process(es), 4 partitions", rate, "frames/s",
                           note="device blendshapes; 2 cores"))
     return out
