@@ -161,12 +161,15 @@ def write(figures: list[Figure], machine: dict, profile: str | None, sections: t
         runs[f"{m['date']} {m['commit']}"] = m
         for f in data["figures"]:
             met = "" if f["met"] is None else ("yes" if f["met"] else f"**no**{_shortfall(f)}")
-            lines.append(f"| {section} | {f['name']} | {f['value']:,.2f} {f['unit']} | {f['target']} | {met} | "
+            value = f"{f['value']:,.2f}" if abs(f["value"]) >= 1 or f["value"] == 0 else f"{f['value']:.3g}"
+            lines.append(f"| {section} | {f['name']} | {value} {f['unit']} | {f['target']} | {met} | "
                          f"{f['note']} | {m['date']} `{m['commit']}` |")
     lines += ["", "Runs: " + "; ".join(f"{k}: {m['cpu']}, {m['cores']} cores, broker {m['broker']}"
                                        for k, m in runs.items())]
+    if (OUT / "NOTES.md").exists():  # what the tables cannot say, written by hand with its commit
+        lines += ["", (OUT / "NOTES.md").read_text().strip()]
     for spy in sorted(OUT.glob("worker-profile-*.txt")):
-        lines += ["", f"## py-spy: one worker process through the processor run ({spy.stem.split('-', 2)[2]})", "",
+        lines += ["", f"## py-spy: one worker process through the paths run ({spy.stem.split('-', 2)[2]})", "",
                   "```", spy.read_text().strip(), "```"]
     for spy in sorted(OUT.glob("latency-profile-*.txt")):
         role, faces = spy.stem.split("-", 3)[2:]
