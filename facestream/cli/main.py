@@ -32,6 +32,8 @@ def main(ctx: click.Context, log_level: str, log_format: str) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=log_level.upper(), handlers=[handler])
+    # Audit lines (keys created and revoked) are written whatever the log level.
+    logging.getLogger("facestream.audit").setLevel(logging.INFO)
     # A pgserver dependency's notice, not ours, on machines without a login session.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     # MediaPipe's and TFLite's own log lines go to the file descriptor; shown only when debugging.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from rich.table import Table
+from rich.table import Column, Table
 
 from facestream.cli.common import console, database, err, print_rows, settings
 from facestream.cli.main import main
@@ -35,19 +35,31 @@ def db_grant(role: str) -> None:
 
 @main.group()
 def keys() -> None:
-    """API keys for Mojo clients (stored hashed)."""
+    """API keys (stored hashed): scopes, tenant, expiry."""
 
 
 @keys.command("create")
 @click.argument("name")
-def keys_create(name: str) -> None:
+@click.option("--scope", "scopes", multiple=True, default=("ingest",), show_default=True,
+              type=click.Choice(["ingest", "read", "admin"]),
+              help="ingest: Mojo clients and edge producers; read: dashboards, analytics, the image API; "
+                   "admin: keys and deletion (and everything else); repeatable")
+@click.option("--tenant", default=None, help="whose sessions the key may see [default: NAME]")
+@click.option("--expires-days", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="the key stops working after this many days [default: never]")
+def keys_create(name: str, scopes: tuple[str, ...], tenant: str | None, expires_days: float | None) -> None:
     """Create a key; it is shown once."""
+    from datetime import timedelta
+
     from sinks.gateway.auth import create_key
     from sinks.store.db import connect
 
     with connect(database(settings())) as conn:
-        secret, key = create_key(conn, name)
-    console.print(f"key {key.key_id} ({key.name}), namespace {key.namespace}")
+        secret, key = create_key(conn, name, scopes, tenant,
+                                 None if expires_days is None else timedelta(days=expires_days))
+    expires = f", expires {str(key.expires)[:19]}" if key.expires else ""
+    console.print(f"key {key.key_id} ({key.name}), tenant {key.tenant}, scopes {', '.join(key.scopes)}, "
+                  f"namespace {key.namespace}{expires}")
     console.print(secret, soft_wrap=True)
     err.print("store it now: only its hash is kept")
 
@@ -60,9 +72,16 @@ def keys_list() -> None:
 
     with connect(database(settings())) as conn:
         rows = list_keys(conn)
-    t = Table("key id", "name", "namespace", "created", "revoked")
+    # The key id is what `revoke` takes: never shortened, however narrow the terminal.
+    t = Table(Column("key id", no_wrap=True, min_width=12), "name", "tenant", "scopes", "namespace", "created",
+              "expires", "last used", "revoked")
+
+    def when(t: object | None) -> str:
+        return str(t)[:19] if t else ""
+
     for k in rows:
-        t.add_row(k.key_id, k.name, k.namespace, str(k.created)[:19], str(k.revoked)[:19] if k.revoked else "")
+        t.add_row(k.key_id, k.name, k.tenant, ",".join(k.scopes), k.namespace, when(k.created), when(k.expires),
+                  when(k.last_used) or "never", when(k.revoked))
     console.print(t)
 
 

@@ -144,7 +144,8 @@ class Gateway:
             return auth.verify_key(conn, authorization)
 
     async def token(self, body: TokenRequest, authorization: str | None) -> TokenResponse:
-        key = await run_in_threadpool(self._key, authorization)
+        # Sending frames is ingest; following an edge session's results live is reading them.
+        key = auth.require(await run_in_threadpool(self._key, authorization), "read" if body.session_id else "ingest")
         lifetime = min(body.expiration, self.s.token_max_expiration_s)
         token = auth.issue_token(self.s, key.namespace, lifetime, session=body.session_id)
         return TokenResponse(user_namespace=key.namespace, auth_token=token,
@@ -292,7 +293,7 @@ def install_error_handlers(api: FastAPI) -> None:
 
     @api.exception_handler(auth.AuthError)
     async def auth_error(_: Request, exc: auth.AuthError) -> JSONResponse:
-        return error_response(401, str(exc))
+        return error_response(exc.status, str(exc))
 
 
 def create_app(settings: Settings, database_url: str) -> socketio.ASGIApp:
@@ -319,7 +320,8 @@ def create_app(settings: Settings, database_url: str) -> socketio.ASGIApp:
     install_error_handlers(api)
 
     @api.put("/mojo_perception_api/user", response_model=TokenResponse, summary="Token for a Mojo client",
-             responses={401: {"description": "missing, unknown or revoked API key"}})
+             responses={401: {"description": "missing, unknown, revoked or expired API key"},
+                        403: {"description": "a key without the ingest scope (read, to follow a session)"}})
     async def user(body: TokenRequest, authorization: str | None = Header(None)) -> TokenResponse:
         return await gw.token(body, authorization)
 

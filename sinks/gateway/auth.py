@@ -5,6 +5,11 @@ random ``secret`` is shown once at creation and only its SHA-256 is stored. A pl
 enough for a random 256-bit secret (nothing to brute-force), and lets a lookup by key_id be
 checked in constant time.
 
+A key has scopes (``SCOPES``: ``ingest`` for Mojo clients and edge producers, ``read`` for
+dashboards, analytics and the image API, ``admin`` for keys and deletion, which implies the
+others), belongs to a tenant (whose sessions it may see), may expire, and records when it was
+last used. Creating and revoking a key writes an audit line (logger ``facestream.audit``).
+
 Tokens are HS256 JWTs: ``ns`` (the key's Socket.IO namespace), ``exp``, ``iat`` and, for a
 live subscription to an edge producer's session, ``sess``.
 """
@@ -13,9 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 import jwt
 import psycopg
@@ -24,15 +32,21 @@ from infra.settings import Settings
 
 DEFAULT_SECRET = "facestream-development-secret-not-for-production"
 PREFIX = "fsk"
+SCOPES = ("ingest", "read", "admin")
+audit = logging.getLogger("facestream.audit")
 
 
 class AuthError(Exception):
     """A refused credential. ``reason`` is one of: missing, unknown_key, revoked, expired,
-    invalid, wrong_namespace."""
+    invalid, wrong_namespace (all answered 401), forbidden (a valid key without the scope: 403)."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+    @property
+    def status(self) -> int:
+        return 403 if self.reason == "forbidden" else 401
 
 
 def check_secret(s: Settings) -> None:
@@ -53,30 +67,67 @@ class ApiKey:
     key_id: str
     name: str
     namespace: str
-    created: object
-    revoked: object | None
+    created: datetime
+    revoked: datetime | None
+    scopes: tuple[str, ...] = ("ingest",)
+    tenant: str = ""
+    expires: datetime | None = None
+    last_used: datetime | None = None
+
+    def allows(self, scope: str) -> bool:
+        """Whether this key may do what ``scope`` covers (admin covers every scope)."""
+        return scope in self.scopes or "admin" in self.scopes
 
 
-def create_key(conn: psycopg.Connection, name: str) -> tuple[str, ApiKey]:
-    """A new key: returns the full key string (shown once) and its record."""
+_COLUMNS = "key_id, name, namespace, created, revoked, scopes, tenant, expires, last_used"
+
+
+def _key(row: tuple) -> ApiKey:
+    return ApiKey(*row[:5], tuple(row[5]), *row[6:9])
+
+
+def create_key(conn: psycopg.Connection, name: str, scopes: Iterable[str] = ("ingest",), tenant: str | None = None,
+               expires_in: timedelta | None = None) -> tuple[str, ApiKey]:
+    """A new key: returns the full key string (shown once) and its record. ``tenant`` defaults to
+    the key's name; ``expires_in`` None: the key does not expire."""
+    scopes = tuple(dict.fromkeys(scopes))
+    unknown = [sc for sc in scopes if sc not in SCOPES]
+    if unknown or not scopes:
+        raise ValueError(f"scopes must be some of {', '.join(SCOPES)}; got {', '.join(scopes) or 'none'}")
+    if expires_in is not None and expires_in <= timedelta(0):
+        raise ValueError(f"a key must expire in the future, not in {expires_in}")
     key_id, secret, namespace = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_hex(16)
+    expires = None if expires_in is None else datetime.now(timezone.utc) + expires_in
     with conn.transaction():
         row = conn.execute(
-            "INSERT INTO api_keys (key_id, name, key_hash, namespace) VALUES (%s, %s, %s, %s) "
-            "RETURNING key_id, name, namespace, created, revoked",
-            (key_id, name, _hash(secret), namespace)).fetchone()
-    return f"{PREFIX}_{key_id}_{secret}", ApiKey(*row)
+            "INSERT INTO api_keys (key_id, name, key_hash, namespace, scopes, tenant, expires) "
+            f"VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+            (key_id, name, _hash(secret), namespace, list(scopes), tenant or name, expires)).fetchone()
+    key = _key(row)
+    audit.info("api key %s created: name %s, tenant %s, scopes %s, expires %s", key.key_id, key.name, key.tenant,
+               ",".join(key.scopes), key.expires.isoformat() if key.expires else "never")
+    return f"{PREFIX}_{key_id}_{secret}", key
 
 
 def list_keys(conn: psycopg.Connection) -> list[ApiKey]:
-    rows = conn.execute("SELECT key_id, name, namespace, created, revoked FROM api_keys ORDER BY created").fetchall()
-    return [ApiKey(*r) for r in rows]
+    return [_key(r) for r in conn.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY created").fetchall()]
 
 
 def revoke_key(conn: psycopg.Connection, key_id: str) -> bool:
     with conn.transaction():
         cur = conn.execute("UPDATE api_keys SET revoked = now() WHERE key_id = %s AND revoked IS NULL", (key_id,))
+    if cur.rowcount == 1:
+        audit.info("api key %s revoked", key_id)
     return cur.rowcount == 1
+
+
+def require(key: ApiKey, scope: str) -> ApiKey:
+    """``key`` if it carries ``scope``; AuthError("forbidden") (403) otherwise."""
+    if not key.allows(scope):
+        raise AuthError("forbidden", f"API key {key.key_id} lacks the {scope!r} scope (it has "
+                                     f"{', '.join(key.scopes)}); create one with `facestream keys create "
+                                     f"--scope {scope}`")
+    return key
 
 
 def verify_key(conn: psycopg.Connection, presented: str | None) -> ApiKey:
@@ -89,15 +140,21 @@ def verify_key(conn: psycopg.Connection, presented: str | None) -> ApiKey:
     parts = value.split("_", 2)
     if len(parts) != 3 or parts[0] != PREFIX:
         raise AuthError("unknown_key", "not a facestream API key (expected fsk_<id>_<secret>)")
-    row = conn.execute("SELECT key_id, name, namespace, created, revoked, key_hash FROM api_keys "
-                       "WHERE key_id = %s", (parts[1],)).fetchone()
+    row = conn.execute(f"SELECT {_COLUMNS}, key_hash, expires <= now() FROM api_keys WHERE key_id = %s",
+                       (parts[1],)).fetchone()
     # Compare even when the id is unknown, so timing does not reveal which ids exist.
-    stored = row[5] if row else _hash("")
+    stored = row[9] if row else _hash("")
     if not hmac.compare_digest(stored, _hash(parts[2])) or row is None:
         raise AuthError("unknown_key", "unknown API key")
     if row[4] is not None:
         raise AuthError("revoked", f"API key {row[0]} was revoked")
-    return ApiKey(*row[:5])
+    if row[10]:
+        raise AuthError("expired", f"API key {row[0]} expired at {row[7].isoformat()}")
+    # Last use to the minute: one write per key and minute, not one per request.
+    with conn.transaction():
+        conn.execute("UPDATE api_keys SET last_used = now() WHERE key_id = %s "
+                     "AND (last_used IS NULL OR last_used < now() - interval '1 minute')", (row[0],))
+    return _key(row[:9])
 
 
 def issue_token(s: Settings, namespace: str, expiration_s: float, session: str | None = None,

@@ -27,10 +27,10 @@ pytestmark = pytest.mark.integration
 OUTPUT = ["attention", "confusion", "surprise", "amusement", "engagement", "interaction"]
 
 
-def _key(database_url: str, name: str) -> tuple[str, str]:
+def _key(database_url: str, name: str, scopes: tuple[str, ...] = ("ingest",)) -> tuple[str, str]:
     with connect(database_url) as conn:
         migrate(conn)
-        secret, key = auth.create_key(conn, name)
+        secret, key = auth.create_key(conn, name, scopes)
     return secret, key.namespace
 
 
@@ -108,6 +108,14 @@ def test_token_endpoint(make_settings, database_url, start_gateway):
     r = httpx.put(f"{gw.url}/mojo_perception_api/user", headers={"Authorization": key}, json={"expiration": 60})
     assert r.status_code == 401 and "revoked" in r.json()["error"]["message"]
     assert "/mojo_perception_api/user" in httpx.get(f"{gw.url}/openapi.json").json()["paths"]
+    # Scopes: sending frames needs ingest, following a session's results needs read.
+    reader, _ = _key(database_url, "dash", ("read",))
+    r = httpx.put(f"{gw.url}/mojo_perception_api/user", headers={"Authorization": reader}, json={"expiration": 60})
+    assert r.status_code == 403 and "lacks the 'ingest' scope" in r.json()["error"]["message"]
+    ingest, _ = _key(database_url, "kiosk")
+    r = httpx.put(f"{gw.url}/mojo_perception_api/user", headers={"Authorization": f"Bearer {ingest}"},
+                  json={"expiration": 60, "session_id": "edge-1"})
+    assert r.status_code == 403 and "lacks the 'read' scope" in r.json()["error"]["message"]
 
 
 def test_mojo_clients_get_their_own_calculations(make_settings, database_url, start_worker, start_gateway,
@@ -161,7 +169,7 @@ def test_mojo_clients_get_their_own_calculations(make_settings, database_url, st
 def test_two_gateways_deliver_each_result_once_and_live_subscriptions(make_settings, database_url, start_worker,
                                                                       start_gateway, wolfgang_frames):
     s = make_settings()
-    key, ns = _key(database_url, "two")
+    key, ns = _key(database_url, "two", ("ingest", "read"))  # sends frames and follows a session
     start_worker(s)
     g1, g2 = start_gateway(s, database_url), start_gateway(s, database_url)
     c1 = MojoClient(g1.url, ns, _token(g1.url, key)["auth_token"])

@@ -151,6 +151,16 @@ def test_keys_cli_creates_lists_and_revokes(database_url):
     assert runner.invoke(main, ["keys", "revoke", key_id], env=env).exit_code == 0
     again = runner.invoke(main, ["keys", "revoke", key_id], env=env)
     assert again.exit_code != 0 and "no active key" in again.output
+    # Scopes, tenant and expiry at creation; shown in the listing.
+    dash = runner.invoke(main, ["keys", "create", "dash", "--scope", "read", "--tenant", "acme",
+                                "--expires-days", "2"], env=env)
+    assert dash.exit_code == 0 and "tenant acme, scopes read" in dash.output and "expires" in dash.output
+    wrong = runner.invoke(main, ["keys", "create", "x", "--scope", "write"], env=env)
+    assert wrong.exit_code != 0 and "'ingest', 'read', 'admin'" in wrong.output
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT scopes, tenant, expires > now() + interval '47 hours' FROM api_keys "
+                           "WHERE name = 'dash'").fetchone()
+    assert row == (["read"], "acme", True)
 
 
 def test_the_service_role_cannot_change_the_schema(database_url, real_results):
