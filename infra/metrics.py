@@ -22,6 +22,8 @@ CONSUMER_LAG = Gauge("facestream_consumer_lag", "Messages behind the end of the 
 LATENCY = Histogram("facestream_end_to_end_latency_seconds", "Capture time to result produced",
                     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 ROWS_WRITTEN = Counter("facestream_store_rows_total", "Rows written by the store sink", ["table", "outcome"])
+AUTH_THROTTLED = Counter("facestream_auth_throttled_total", "Key checks refused because their address failed too "
+                         "often (429)")
 DB_RETRIES = Counter("facestream_store_retries_total", "Batches retried because PostgreSQL was unavailable")
 
 

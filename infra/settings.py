@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     public_host: str | None = Field(None, description="host name returned to Mojo clients (default: gateway_host)")
     jwt_secret: str = Field("facestream-development-secret-not-for-production", description="HS256 key of the tokens")
     token_max_expiration_s: int = Field(24 * 3600, gt=0, description="longest token a client may ask for")
+    auth_failures_per_minute: int = Field(
+        10, ge=1, description="failed API-key checks one client address may make per minute; past them "
+        "the token route answers 429 with Retry-After")
     cors_origins: str = Field("", description="comma-separated origins allowed by CORS; empty: none")
     max_image_bytes: int = Field(10 * 1024 * 1024, gt=0, description="largest accepted image upload")
     max_event_bytes: int = Field(64 * 1024, gt=0, description="largest accepted Socket.IO event")

@@ -42,6 +42,7 @@ from infra.settings import Settings
 from schemas import FaceResult
 from schemas.errors import PayloadError
 from sinks.gateway import auth, dashboard, fastjson, mojo
+from sinks.gateway.attempts import FailedAttempts
 from sinks.gateway.dashboard import LiveBuffer
 from sinks.gateway.faces import make_router
 from sinks.gateway.once import OncePerFrame
@@ -102,6 +103,7 @@ class Gateway:
         self.stats = GatewayStats()
         self.live = LiveBuffer()
         self.once = OncePerFrame()
+        self.attempts = FailedAttempts(limit=settings.auth_failures_per_minute)
         self.producer: AIOKafkaProducer | None = None
         self._deliver_task: asyncio.Task | None = None
         self.sio.on("connect", self.on_connect, namespace="*")
@@ -143,9 +145,18 @@ class Gateway:
         with connect(self.url) as conn:
             return auth.verify_key(conn, authorization)
 
-    async def token(self, body: TokenRequest, authorization: str | None) -> TokenResponse:
+    async def token(self, body: TokenRequest, authorization: str | None, address: str) -> TokenResponse:
+        if wait := self.attempts.retry_after(address, time.monotonic()):
+            metrics.AUTH_THROTTLED.inc()
+            raise HTTPException(429, f"too many failed API-key checks from {address}; retry in {wait:.0f} s",
+                                headers={"Retry-After": str(max(1, round(wait)))})
+        try:
+            key = await run_in_threadpool(self._key, authorization)
+        except auth.AuthError:
+            self.attempts.failed(address, time.monotonic())
+            raise
         # Sending frames is ingest; following an edge session's results live is reading them.
-        key = auth.require(await run_in_threadpool(self._key, authorization), "read" if body.session_id else "ingest")
+        key = auth.require(key, "read" if body.session_id else "ingest")
         lifetime = min(body.expiration, self.s.token_max_expiration_s)
         token = auth.issue_token(self.s, key.namespace, lifetime, session=body.session_id)
         return TokenResponse(user_namespace=key.namespace, auth_token=token,
@@ -283,7 +294,9 @@ def install_error_handlers(api: FastAPI) -> None:
 
     @api.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail))
+        response = error_response(exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})  # Retry-After on 429
+        return response
 
     @api.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -321,9 +334,10 @@ def create_app(settings: Settings, database_url: str) -> socketio.ASGIApp:
 
     @api.put("/mojo_perception_api/user", response_model=TokenResponse, summary="Token for a Mojo client",
              responses={401: {"description": "missing, unknown, revoked or expired API key"},
-                        403: {"description": "a key without the ingest scope (read, to follow a session)"}})
-    async def user(body: TokenRequest, authorization: str | None = Header(None)) -> TokenResponse:
-        return await gw.token(body, authorization)
+                        403: {"description": "a key without the ingest scope (read, to follow a session)"},
+                        429: {"description": "too many failed key checks from this address (Retry-After)"}})
+    async def user(body: TokenRequest, request: Request, authorization: str | None = Header(None)) -> TokenResponse:
+        return await gw.token(body, authorization, request.client.host if request.client else "unknown")
 
     api.include_router(make_router(settings, on_refused=gw.dead_letter))
     if settings.dashboard_enabled:

@@ -118,6 +118,22 @@ def test_token_endpoint(make_settings, database_url, start_gateway):
     assert r.status_code == 403 and "lacks the 'read' scope" in r.json()["error"]["message"]
 
 
+def test_guessing_keys_is_throttled_per_address(make_settings, database_url, start_gateway):
+    s = make_settings(auth_failures_per_minute=3)
+    key, _ = _key(database_url, "real")
+    gw = start_gateway(s, database_url)
+    url = f"{gw.url}/mojo_perception_api/user"
+    for i in range(3):
+        r = httpx.put(url, headers={"Authorization": f"fsk_guess{i}_x"}, json={"expiration": 60})
+        assert r.status_code == 401
+    r = httpx.put(url, headers={"Authorization": "fsk_guess9_x"}, json={"expiration": 60})
+    assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= 60
+    assert "too many failed API-key checks" in r.json()["error"]["message"]
+    # While throttled, even a valid key from this address waits: guessing gains nothing.
+    assert httpx.put(url, headers={"Authorization": key}, json={"expiration": 60}).status_code == 429
+    assert "facestream_auth_throttled_total 2.0" in httpx.get(f"{gw.url}/metrics").text
+
+
 def test_mojo_clients_get_their_own_calculations(make_settings, database_url, start_worker, start_gateway,
                                                  wolfgang_frames):
     s = make_settings()
