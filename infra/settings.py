@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     max_frame_bytes: int = Field(64 * 1024, gt=0, description="larger frame messages go to the dead letters")
     worker_metrics_port: int = Field(9101, ge=0, description="Prometheus metrics of the worker (0: off)")
     sink_metrics_port: int = Field(9102, ge=0, description="Prometheus metrics of the store sink (0: off)")
+    gateway_metrics_port: int = Field(
+        0, ge=0, description="Prometheus metrics of the gateway on a port of their own at metrics_host, and "
+        "no longer at /metrics on the public port (0: at /metrics on the gateway's port)")
     metrics_host: str = Field("127.0.0.1", description="address the metrics endpoints bind")
 
     # --- producer ---------------------------------------------------------------------------

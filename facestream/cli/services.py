@@ -133,6 +133,7 @@ def gateway(host: str | None, port: int | None) -> None:
     """Serve the Mojo-compatible Socket.IO gateway, the token endpoint and the image API."""
     import uvicorn
 
+    from infra import metrics
     from sinks.gateway.app import create_app
     from sinks.gateway.auth import check_secret
 
@@ -148,7 +149,9 @@ def gateway(host: str | None, port: int | None) -> None:
         app = create_app(s, database(s))
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
-    err.print(f"gateway on http://{s.gateway_host}:{s.gateway_port}")
+    metrics.serve(s.gateway_metrics_port, s.metrics_host)
+    err.print(f"gateway on http://{s.gateway_host}:{s.gateway_port}" + (
+        f", metrics on http://{s.metrics_host}:{s.gateway_metrics_port}/metrics" if s.gateway_metrics_port else ""))
     uvicorn.run(app, host=s.gateway_host, port=s.gateway_port, log_level="warning", ws="wsproto")
 
 

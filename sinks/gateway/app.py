@@ -343,9 +343,10 @@ def create_app(settings: Settings, database_url: str) -> socketio.ASGIApp:
     if settings.dashboard_enabled:
         api.include_router(dashboard.make_router(database_url, gw.live))
 
-    @api.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
-    async def prometheus() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+    if not settings.gateway_metrics_port:  # else on their own address: facestream.cli.services.gateway
+        @api.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+        async def prometheus() -> PlainTextResponse:
+            return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
     @api.get("/healthz", summary="Liveness")
     async def healthz() -> dict[str, Any]:

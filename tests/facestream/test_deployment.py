@@ -76,6 +76,9 @@ def test_ports_and_health_checks_agree(compose):
     for svc, var in (("worker", "FACESTREAM_WORKER_METRICS_PORT"), ("sink", "FACESTREAM_SINK_METRICS_PORT")):
         p = s[svc]["environment"][var]
         assert p in s[svc]["expose"] and f":{p}/metrics" in " ".join(s[svc]["healthcheck"]["test"])
+    # The gateway's metrics stay off its published port.
+    metrics_port = gw["environment"]["FACESTREAM_GATEWAY_METRICS_PORT"]
+    assert metrics_port in gw["expose"] and not any(p.endswith(f":{metrics_port}") for p in gw["ports"])
     assert all("healthcheck" in s[k] for k in ("kafka", "postgres", "worker", "sink", "gateway"))
     assert "controller" in s["kafka"]["environment"]["KAFKA_PROCESS_ROLES"], "Kafka in KRaft mode"
     assert "ports" not in s["worker"], "workers publish no fixed host port, so --scale worker=3 works"

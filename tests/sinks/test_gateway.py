@@ -118,6 +118,17 @@ def test_token_endpoint(make_settings, database_url, start_gateway):
     assert r.status_code == 403 and "lacks the 'read' scope" in r.json()["error"]["message"]
 
 
+def test_metrics_can_leave_the_public_port(make_settings, database_url, start_gateway):
+    from tests.conftest import _free_port
+
+    port = _free_port()
+    gw = start_gateway(make_settings(gateway_metrics_port=port), database_url)
+    assert httpx.get(f"{gw.url}/metrics").status_code == 404
+    assert httpx.get(f"{gw.url}/healthz").status_code == 200  # liveness stays open
+    assert "facestream_frames_in_total" in httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    assert "/metrics" not in httpx.get(f"{gw.url}/openapi.json").json()["paths"]
+
+
 def test_guessing_keys_is_throttled_per_address(make_settings, database_url, start_gateway):
     s = make_settings(auth_failures_per_minute=3)
     key, _ = _key(database_url, "real")
