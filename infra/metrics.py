@@ -24,6 +24,8 @@ LATENCY = Histogram("facestream_end_to_end_latency_seconds", "Capture time to re
 ROWS_WRITTEN = Counter("facestream_store_rows_total", "Rows written by the store sink", ["table", "outcome"])
 AUTH_THROTTLED = Counter("facestream_auth_throttled_total", "Key checks refused because their address failed too "
                          "often (429)")
+IMAGES_THROTTLED = Counter("facestream_images_throttled_total", "Image uploads refused with 429 (a key's rate, "
+                           "or the images being analysed at once)")
 DB_RETRIES = Counter("facestream_store_retries_total", "Batches retried because PostgreSQL was unavailable")
 
 

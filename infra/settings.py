@@ -114,6 +114,10 @@ class Settings(BaseSettings):
         "the token route answers 429 with Retry-After")
     cors_origins: str = Field("", description="comma-separated origins allowed by CORS; empty: none")
     max_image_bytes: int = Field(10 * 1024 * 1024, gt=0, description="largest accepted image upload")
+    image_rate_per_key: float = Field(5.0, gt=0, description="images per second one API key may send to "
+                                      "/v1/faces (bursts of one second); past it 429 with Retry-After")
+    image_max_concurrent: int = Field(2, ge=1, description="images the gateway decodes and analyses at once; "
+                                      "past it 429 with Retry-After")
     max_event_bytes: int = Field(64 * 1024, gt=0, description="largest accepted Socket.IO event")
     dashboard_enabled: bool = Field(True, description="serve /dashboard (every live face: keep the gateway "
                                     "on a private network or behind an authenticating proxy)")

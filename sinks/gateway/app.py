@@ -145,7 +145,9 @@ class Gateway:
         with connect(self.url) as conn:
             return auth.verify_key(conn, authorization)
 
-    async def token(self, body: TokenRequest, authorization: str | None, address: str) -> TokenResponse:
+    async def authorized(self, authorization: str | None, address: str, scope: str) -> auth.ApiKey:
+        """The caller's key if it is valid and carries ``scope``. Failed checks count against the
+        caller's address: past ``auth_failures_per_minute`` it gets 429 with Retry-After."""
         if wait := self.attempts.retry_after(address, time.monotonic()):
             metrics.AUTH_THROTTLED.inc()
             raise HTTPException(429, f"too many failed API-key checks from {address}; retry in {wait:.0f} s",
@@ -155,8 +157,16 @@ class Gateway:
         except auth.AuthError:
             self.attempts.failed(address, time.monotonic())
             raise
+        return auth.require(key, scope)
+
+    async def reader(self, request: Request) -> str:
+        """The key id of a caller with the ``read`` scope (the image API)."""
+        key = await self.authorized(request.headers.get("authorization"), _address(request), "read")
+        return key.key_id
+
+    async def token(self, body: TokenRequest, authorization: str | None, address: str) -> TokenResponse:
         # Sending frames is ingest; following an edge session's results live is reading them.
-        key = auth.require(key, "read" if body.session_id else "ingest")
+        key = await self.authorized(authorization, address, "read" if body.session_id else "ingest")
         lifetime = min(body.expiration, self.s.token_max_expiration_s)
         token = auth.issue_token(self.s, key.namespace, lifetime, session=body.session_id)
         return TokenResponse(user_namespace=key.namespace, auth_token=token,
@@ -289,6 +299,10 @@ class Gateway:
                 self.stats.results_out += 1
 
 
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 def install_error_handlers(api: FastAPI) -> None:
     """Every error as {"error": {"code", "message"}}."""
 
@@ -337,9 +351,9 @@ def create_app(settings: Settings, database_url: str) -> socketio.ASGIApp:
                         403: {"description": "a key without the ingest scope (read, to follow a session)"},
                         429: {"description": "too many failed key checks from this address (Retry-After)"}})
     async def user(body: TokenRequest, request: Request, authorization: str | None = Header(None)) -> TokenResponse:
-        return await gw.token(body, authorization, request.client.host if request.client else "unknown")
+        return await gw.token(body, authorization, _address(request))
 
-    api.include_router(make_router(settings, on_refused=gw.dead_letter))
+    api.include_router(make_router(settings, on_refused=gw.dead_letter, authorize=gw.reader))
     if settings.dashboard_enabled:
         api.include_router(dashboard.make_router(database_url, gw.live))
 

@@ -8,9 +8,11 @@ each face crop, the expressions averaged with a head fitted to people's labels (
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import struct
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
@@ -23,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from infra import metrics
 from infra.settings import Settings
 from schemas.vocabulary import EMOTIONS
+from sinks.gateway.buckets import Buckets
 from vision.features.expression import aligned_mesh, student_features
 from vision.features.pose import to_pixel_space
 from vision.full_range import MAX_FACES, FullRangeLandmarker
@@ -228,17 +231,30 @@ async def _read_upload(request: Request, limit: int) -> bytes:
     return data
 
 
+def _busy(message: str, wait_s: float) -> HTTPException:
+    metrics.IMAGES_THROTTLED.inc()
+    return HTTPException(429, f"{message}; retry in {wait_s:.1f} s",
+                         headers={"Retry-After": str(max(1, round(wait_s)))})
+
+
 REASONS = {400: "empty_or_unreadable", 413: "too_large_bytes", 415: "not_jpg_or_png", 422: "undecodable_or_too_large"}
 
 
 def make_router(settings: Settings, analyzer: FaceAnalyzer | None = None,
-                on_refused: Callable[[str, dict], Awaitable[None]] | None = None) -> APIRouter:
+                on_refused: Callable[[str, dict], Awaitable[None]] | None = None,
+                authorize: Callable[[Request], Awaitable[str]] | None = None) -> APIRouter:
     """The ``/v1/faces`` router; the analyzer (models) is created on first use unless given.
     ``on_refused(reason, details)`` is awaited for every refused upload (dead letters, metrics);
-    the details never include pixels."""
+    the details never include pixels. ``authorize(request)`` returns the caller's key id or raises
+    (the gateway passes one that wants a key with the ``read`` scope); each key id may send
+    ``image_rate_per_key`` images per second, and at most ``image_max_concurrent`` images are
+    worked on at once: past either, 429 with Retry-After. Without ``authorize`` (tests of the
+    image handling alone) every caller shares one bucket."""
     router = APIRouter()
     holder: dict[str, FaceAnalyzer] = {}
     init = threading.Lock()
+    buckets = Buckets(settings.image_rate_per_key)
+    working = asyncio.Semaphore(settings.image_max_concurrent)
 
     def get() -> FaceAnalyzer:
         with init:
@@ -251,22 +267,32 @@ def make_router(settings: Settings, analyzer: FaceAnalyzer | None = None,
         summary="Detect every face in an image and estimate emotion, age and gender",
         description="JPG/JPEG or PNG, at most 1920x1080, as multipart field `image` (or `file`) or as "
                     "the raw body. `?landmarks=all` adds the 478 mesh points of each face.",
-        responses={400: {"description": "empty or unreadable body"}, 413: {"description": "too many bytes"},
-                   415: {"description": "not a JPG or PNG"}, 422: {"description": "too large or undecodable"}},
+        responses={400: {"description": "empty or unreadable body"}, 401: {"description": "no valid API key"},
+                   403: {"description": "a key without the read scope"}, 413: {"description": "too many bytes"},
+                   415: {"description": "not a JPG or PNG"}, 422: {"description": "too large or undecodable"},
+                   429: {"description": "past this key's rate or the concurrent images (Retry-After)"}},
     )
     async def faces(request: Request, landmarks: Literal["five", "all"] = Query("five")) -> FacesResponse:
-        data = b""
-        try:
-            data = await _read_upload(request, settings.max_image_bytes)
-            rgb = decode(data)
-        except ImageError as exc:
-            reason = REASONS.get(exc.status_code, "refused")
-            metrics.DEAD_LETTERS.labels("images", reason).inc()
-            if on_refused is not None:
-                await on_refused(reason, {"status": exc.status_code, "error": exc.detail, "bytes": len(data),
-                                          "content_type": request.headers.get("content-type", ""),
-                                          "sha256": hashlib.sha256(data).hexdigest()})
-            raise
-        return await run_in_threadpool(lambda: get().analyze(rgb, mesh=landmarks == "all"))
+        key_id = await authorize(request) if authorize is not None else ""
+        if wait := buckets.take(key_id, time.monotonic()):
+            raise _busy(f"more than {settings.image_rate_per_key:g} images per second with this key "
+                        "(FACESTREAM_IMAGE_RATE_PER_KEY)", wait)
+        if working.locked():
+            raise _busy(f"{settings.image_max_concurrent} images are being analysed already "
+                        "(FACESTREAM_IMAGE_MAX_CONCURRENT)", 1.0)
+        async with working:
+            data = b""
+            try:
+                data = await _read_upload(request, settings.max_image_bytes)
+                rgb = decode(data)
+            except ImageError as exc:
+                reason = REASONS.get(exc.status_code, "refused")
+                metrics.DEAD_LETTERS.labels("images", reason).inc()
+                if on_refused is not None:
+                    await on_refused(reason, {"status": exc.status_code, "error": exc.detail, "bytes": len(data),
+                                              "content_type": request.headers.get("content-type", ""),
+                                              "sha256": hashlib.sha256(data).hexdigest()})
+                raise
+            return await run_in_threadpool(lambda: get().analyze(rgb, mesh=landmarks == "all"))
 
     return router

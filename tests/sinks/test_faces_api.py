@@ -29,7 +29,10 @@ LIMIT = 2 * 1024 * 1024
 def api() -> str:
     app = FastAPI()
     install_error_handlers(app)
-    app.include_router(make_router(Settings(max_image_bytes=LIMIT), FaceAnalyzer()))
+    # The image handling alone: no keys, limits out of the way (both are tested through a real
+    # gateway at the end of this file).
+    app.include_router(make_router(Settings(max_image_bytes=LIMIT, image_rate_per_key=1000, image_max_concurrent=16),
+                                   FaceAnalyzer()))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -210,3 +213,42 @@ def test_openapi_documents_the_route(api):
     doc = httpx.get(f"{api}/openapi.json").json()
     op = doc["paths"]["/v1/faces"]["post"]
     assert {"200", "400", "413", "415", "422"} <= set(op["responses"])
+
+
+def test_the_gateway_wants_a_read_key_and_holds_each_key_to_its_rate(make_settings, database_url, start_gateway):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sinks.gateway import auth
+    from sinks.store.db import connect, migrate
+
+    with connect(database_url) as conn:
+        migrate(conn)
+        reader, _ = auth.create_key(conn, "dash", ("read",))
+        other, _ = auth.create_key(conn, "other", ("read",))
+        ingest, _ = auth.create_key(conn, "kiosk")
+    gw = start_gateway(make_settings(image_rate_per_key=1, image_max_concurrent=1), database_url)
+    jpg = _bytes("single_face.jpg")
+
+    def post(key: str | None, data: bytes = jpg) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.post(f"{gw.url}/v1/faces", files={"image": ("x.jpg", data, "image/jpeg")}, headers=headers,
+                          timeout=120)
+
+    assert "no API key" in _error(post(None), 401)
+    assert "lacks the 'read' scope" in _error(post(ingest), 403)
+    first = post(reader)
+    assert first.status_code == 200 and len(first.json()["faces"]) == 1
+    again = post(reader)  # a second image within the second: this key's rate is 1 per second
+    assert "per second with this key" in _error(again, 429) and int(again.headers["Retry-After"]) >= 1
+    assert post(other).status_code == 200  # another key has its own rate
+    time.sleep(1.1)
+    # One image at a time: of several at once from different keys, the ones that find the
+    # gateway busy get 429 (never an error, never a queue without bound).
+    keys = []
+    with connect(database_url) as conn:
+        keys = [auth.create_key(conn, f"k{i}", ("read",))[0] for i in range(4)]
+    big = _bytes("multi_face.jpg")
+    with ThreadPoolExecutor(4) as pool:
+        codes = sorted(r.status_code for r in pool.map(lambda k: post(k, big), keys))
+    assert 200 in codes and 429 in codes and set(codes) <= {200, 429}, codes
+    assert "facestream_images_throttled_total" in httpx.get(f"{gw.url}/metrics").text
