@@ -119,8 +119,9 @@ class Settings(BaseSettings):
     image_max_concurrent: int = Field(2, ge=1, description="images the gateway decodes and analyses at once; "
                                       "past it 429 with Retry-After")
     max_event_bytes: int = Field(64 * 1024, gt=0, description="largest accepted Socket.IO event")
-    dashboard_enabled: bool = Field(True, description="serve /dashboard (every live face: keep the gateway "
-                                    "on a private network or behind an authenticating proxy)")
+    dashboard_session_s: int = Field(8 * 3600, gt=0, description="how long a dashboard sign-in lasts")
+    dashboard_enabled: bool = Field(True, description="serve /dashboard and the live and history APIs (to "
+                                    "keys with the read scope, or after signing in with one)")
     max_fps_per_token: float = Field(60.0, gt=0, description="facemesh events per second per connection")
 
     @field_validator("kafka_bootstrap_servers")

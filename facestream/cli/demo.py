@@ -39,8 +39,8 @@ def demo(video: Path | None, fast: bool, exit_after: bool) -> None:
     try:
         stack.start()
         key = _demo_key(stack.database_url)
-        console.print(f"dashboard: [bold]{stack.gateway_url}/dashboard[/]   "
-                      f"API key for Mojo clients: [bold]{key}[/]")
+        console.print(f"dashboard: [bold]{stack.gateway_url}/dashboard[/] (sign in with the key)   "
+                      f"API key for the dashboard and Mojo clients: [bold]{key}[/]")
         console.print(f"logs: {s.data_dir / 'logs'}")
         sid, face_frames = _replay(s, video or assets.media("WolfgangLanger_Pexels.mp4"), fast)
         _show_stored(stack, sid, face_frames)
@@ -59,7 +59,7 @@ def _demo_key(database_url: str) -> str:
     from sinks.store.db import connect
 
     with connect(database_url) as conn:
-        secret, _ = auth.create_key(conn, f"demo-{int(time.time())}")
+        secret, _ = auth.create_key(conn, f"demo-{int(time.time())}", ("ingest", "read"))
     return secret
 
 

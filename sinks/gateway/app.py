@@ -159,6 +159,18 @@ class Gateway:
             raise
         return auth.require(key, scope)
 
+    def _key_by_id(self, key_id: str) -> auth.ApiKey:
+        with connect(self.url) as conn:
+            return auth.key_by_id(conn, key_id)
+
+    async def viewer(self, request: Request) -> auth.ApiKey:
+        """Whoever may read people's data: a ``read`` key in the Authorization header, or a
+        dashboard session cookie whose key is still active and may read."""
+        if request.headers.get("authorization"):
+            return await self.authorized(request.headers["authorization"], _address(request), "read")
+        key_id = auth.dashboard_key_id(self.s, request.cookies.get(auth.DASHBOARD_COOKIE))
+        return auth.require(await run_in_threadpool(self._key_by_id, key_id), "read")
+
     async def reader(self, request: Request) -> str:
         """The key id of a caller with the ``read`` scope (the image API)."""
         key = await self.authorized(request.headers.get("authorization"), _address(request), "read")
@@ -355,7 +367,7 @@ def create_app(settings: Settings, database_url: str) -> socketio.ASGIApp:
 
     api.include_router(make_router(settings, on_refused=gw.dead_letter, authorize=gw.reader))
     if settings.dashboard_enabled:
-        api.include_router(dashboard.make_router(database_url, gw.live))
+        api.include_router(dashboard.make_router(database_url, gw.live, gw.viewer, gw.authorized, settings))
 
     if not settings.gateway_metrics_port:  # else on their own address: facestream.cli.services.gateway
         @api.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)

@@ -157,6 +157,45 @@ def verify_key(conn: psycopg.Connection, presented: str | None) -> ApiKey:
     return _key(row[:9])
 
 
+def key_by_id(conn: psycopg.Connection, key_id: str) -> ApiKey:
+    """The key ``key_id`` if it is still usable (a dashboard session names its key: revoking the
+    key ends the session); AuthError saying why not otherwise."""
+    row = conn.execute(f"SELECT {_COLUMNS}, expires <= now() FROM api_keys WHERE key_id = %s", (key_id,)).fetchone()
+    if row is None:
+        raise AuthError("unknown_key", "unknown API key")
+    if row[4] is not None:
+        raise AuthError("revoked", f"API key {row[0]} was revoked")
+    if row[9]:
+        raise AuthError("expired", f"API key {row[0]} expired at {row[7].isoformat()}")
+    return _key(row[:9])
+
+
+DASHBOARD_COOKIE = "facestream_session"
+
+
+def issue_dashboard_session(s: Settings, key: ApiKey, lifetime_s: float, now: float | None = None) -> str:
+    """The dashboard's session cookie value: a signed token naming the key (never the key itself)."""
+    now = time.time() if now is None else now
+    return jwt.encode({"kid": key.key_id, "typ": "dashboard", "iat": int(now), "exp": int(now + lifetime_s)},
+                      s.jwt_secret, algorithm="HS256")
+
+
+def dashboard_key_id(s: Settings, cookie: str | None) -> str:
+    """The key id a dashboard session cookie names; AuthError when it is missing, forged or old."""
+    if not cookie:
+        raise AuthError("missing", "no API key and no dashboard session: send a key with the read scope in "
+                                   "the Authorization header, or sign in at /dashboard/login")
+    try:
+        claims = jwt.decode(cookie, s.jwt_secret, algorithms=["HS256"], options={"require": ["exp", "kid", "typ"]})
+    except jwt.ExpiredSignatureError:
+        raise AuthError("expired", "the dashboard session expired: sign in again at /dashboard/login") from None
+    except jwt.InvalidTokenError as exc:
+        raise AuthError("invalid", f"invalid dashboard session ({exc}): sign in again") from None
+    if claims["typ"] != "dashboard":
+        raise AuthError("invalid", "not a dashboard session: sign in at /dashboard/login")
+    return str(claims["kid"])
+
+
 def issue_token(s: Settings, namespace: str, expiration_s: float, session: str | None = None,
                 now: float | None = None) -> str:
     now = time.time() if now is None else now

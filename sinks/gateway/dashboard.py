@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from psycopg.rows import dict_row
 from starlette.concurrency import run_in_threadpool
 
+from infra.settings import Settings
 from schemas import FaceResult
 from schemas.vocabulary import CUES, EMOTIONS
+from sinks.gateway.auth import DASHBOARD_COOKIE as COOKIE
+from sinks.gateway.auth import AuthError, issue_dashboard_session
 from sinks.store.db import connect
 
 KEEP_S = 120.0
@@ -112,34 +116,95 @@ refresh();
 </script></body></html>"""
 
 
-def make_router(database_url: str, live: LiveBuffer) -> APIRouter:
+LOGIN = """<!doctype html><html><head><meta charset="utf-8"><title>facestream: sign in</title>
+<style>body{{font-family:sans-serif;margin:4em auto;max-width:28em}} input{{width:100%;padding:.4em}}
+.error{{color:#b00}}</style></head><body>
+<h1>facestream dashboard</h1>
+<p>The dashboard shows people's expressions: sign in with an API key that may read
+(<code>facestream keys create NAME --scope read</code>).</p>
+<form method="post" action="/dashboard/login">
+<label>API key <input name="key" type="password" autocomplete="off" autofocus></label>
+<p><button type="submit">Sign in</button></p></form>
+<p class="error">{error}</p></body></html>"""
+
+
+def make_router(database_url: str, live: LiveBuffer, viewer: Callable[[Request], Awaitable[Any]],
+                authorized: Callable[[str | None, str, str], Awaitable[Any]], settings: Settings) -> APIRouter:
+    """The dashboard and the live and history APIs. Every route but the sign-in page needs
+    ``viewer(request)`` to accept the caller (a ``read`` key, or the session cookie the sign-in
+    sets); pages redirect to the sign-in page, APIs answer 401/403."""
     router = APIRouter()
     import json
 
     plotly_js = resources.files("plotly").joinpath("package_data", "plotly.min.js")
 
+    async def signed_in(request: Request) -> bool:
+        try:
+            await viewer(request)
+            return True
+        except AuthError:
+            return False
+
+    def to_login() -> RedirectResponse:
+        return RedirectResponse("/dashboard/login", status_code=303)
+
+    @router.get("/dashboard/login", response_class=HTMLResponse, include_in_schema=False)
+    async def login_page(failed: str | None = None) -> HTMLResponse:
+        error = {"missing": "Enter an API key.", "forbidden": "That key may not read: it needs the read scope."}.get(
+            failed or "", "That key was not accepted (unknown, revoked or expired)." if failed else "")
+        return HTMLResponse(LOGIN.format(error=error), status_code=401 if failed else 200)
+
+    @router.post("/dashboard/login", include_in_schema=False)
+    async def login(request: Request) -> RedirectResponse:
+        form = await request.form()
+        key_text = str(form.get("key") or "")
+        try:
+            key = await authorized(key_text, request.client.host if request.client else "unknown", "read")
+        except AuthError as exc:  # the reason goes in the URL, never the key
+            return RedirectResponse(f"/dashboard/login?failed={exc.reason}", status_code=303)
+        response = RedirectResponse("/dashboard", status_code=303)
+        response.set_cookie(COOKIE, issue_dashboard_session(settings, key, settings.dashboard_session_s),
+                            max_age=settings.dashboard_session_s, httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https", path="/")
+        return response
+
+    @router.post("/dashboard/logout", include_in_schema=False)
+    async def logout() -> RedirectResponse:
+        response = to_login()
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
     @router.get("/dashboard/static/plotly.min.js", include_in_schema=False)
     async def plotly() -> FileResponse:
         return FileResponse(str(plotly_js), media_type="text/javascript")
 
-    @router.get("/dashboard", response_class=HTMLResponse, summary="Live dashboard")
-    async def dashboard() -> HTMLResponse:
+    @router.get("/dashboard", response_class=HTMLResponse, summary="Live dashboard (signed in)")
+    async def dashboard(request: Request) -> Response:
+        if not await signed_in(request):
+            return to_login()
         return HTMLResponse(PAGE.format(title="live", heading="Live faces", source="/api/live", live="true",
                                         emotions=json.dumps(EMOTIONS), cues=json.dumps(CUES)))
 
-    @router.get("/dashboard/session/{session_id}", response_class=HTMLResponse, summary="A session's history")
-    async def session_page(session_id: str) -> HTMLResponse:
+    @router.get("/dashboard/session/{session_id}", response_class=HTMLResponse,
+                summary="A session's history (signed in)")
+    async def session_page(session_id: str, request: Request) -> Response:
+        if not await signed_in(request):
+            return to_login()
         safe = json.dumps(session_id)[1:-1].replace("<", "").replace('"', "")
         return HTMLResponse(PAGE.format(title=safe, heading=f"Session {safe}",
                                         source=f"/api/sessions/{safe}/series", live="false",
                                         emotions=json.dumps(EMOTIONS), cues=json.dumps(CUES)))
 
-    @router.get("/api/live", summary="Recent results of every face (last two minutes)")
-    async def api_live() -> list[dict[str, Any]]:
+    @router.get("/api/live", summary="Recent results of every face (last two minutes); a read key",
+                responses={401: {"description": "no valid key or session"}, 403: {"description": "no read scope"}})
+    async def api_live(request: Request) -> list[dict[str, Any]]:
+        await viewer(request)
         return live.snapshot()
 
-    @router.get("/api/sessions/{session_id}/series", summary="A session's per-second history from the store")
-    async def api_series(session_id: str) -> list[dict[str, Any]]:
+    @router.get("/api/sessions/{session_id}/series", summary="A session's per-second history; a read key",
+                responses={401: {"description": "no valid key or session"}, 403: {"description": "no read scope"}})
+    async def api_series(session_id: str, request: Request) -> list[dict[str, Any]]:
+        await viewer(request)
         rows = await run_in_threadpool(_series, database_url, session_id)
         if not rows:
             raise HTTPException(404, f"no stored results for session {session_id!r} (is `facestream sink` running?)")

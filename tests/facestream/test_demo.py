@@ -46,8 +46,10 @@ def test_demo_runs_the_whole_product_and_cleans_up(tmp_path):
             # The dashboard's live API while the replay runs.
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and not live:
+                key = re.search(r"fsk_\w+_\S+", "".join(lines)).group(0)  # the key the demo printed
                 try:
-                    live = httpx.get(f"http://127.0.0.1:{gateway_port}/api/live", timeout=2).json()
+                    live = httpx.get(f"http://127.0.0.1:{gateway_port}/api/live", timeout=2,
+                                     headers={"Authorization": key}).json()
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.2)

@@ -15,6 +15,8 @@ import pytest
 from infra import assets
 from producers.publish import produce
 from producers.sources import VideoSource
+from sinks.gateway import auth
+from sinks.store.db import connect
 from sinks.store.writer import StoreSink
 
 pytestmark = pytest.mark.integration
@@ -33,6 +35,9 @@ def test_dashboard_shows_live_and_stored_charts(make_settings, database_url, sta
     s = make_settings(session_gap_s=2.0)
     start_worker(s)
     gw = start_gateway(s, database_url)
+    with connect(database_url) as conn:
+        read_key, _ = auth.create_key(conn, "dashboard", ("read",))
+        ingest_key, _ = auth.create_key(conn, "kiosk")
     sink = StoreSink(s, database_url)
     t = threading.Thread(target=sink.run, daemon=True)
     t.start()
@@ -42,7 +47,21 @@ def test_dashboard_shows_live_and_stored_charts(make_settings, database_url, sta
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         # Nothing may come from the network: every request goes to the gateway.
         page.on("request", lambda r: None if r.url.startswith(gw.url) else offline.append(r.url))
+        visited: list[str] = []
+        page.on("request", lambda r: visited.append(r.url))
+        # Not signed in: the dashboard sends the browser to the sign-in page; a key that may not
+        # read is refused there; a read key signs in with an HttpOnly, SameSite=Strict cookie.
         page.goto(f"{gw.url}/dashboard")
+        assert page.url.endswith("/dashboard/login")
+        page.fill("input[name=key]", ingest_key)
+        page.click("button[type=submit]")
+        assert "needs the read scope" in page.locator(".error").inner_text()
+        page.fill("input[name=key]", read_key)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{gw.url}/dashboard")
+        (cookie,) = page.context.cookies()
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and read_key not in cookie["value"]
+        assert not any(read_key in u for u in visited), "the key never appears in a URL"
         sid, stats = produce(VideoSource(assets.media("single_face.mp4")), s, show_progress=False)
         face = page.locator(f'[id="face-{sid}/0"]')
         face.wait_for(timeout=60_000)

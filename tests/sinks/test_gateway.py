@@ -257,3 +257,35 @@ def test_access_controls(make_settings, database_url, start_gateway):
     c.close()
     log = gw.output()
     assert key.split("_", 2)[2] not in log and token not in log
+
+
+def test_data_routes_want_a_read_key_or_a_signed_in_dashboard(make_settings, database_url, start_gateway):
+    gw = start_gateway(make_settings(), database_url)
+    reader, _ = _key(database_url, "dash", ("read",))
+    ingest, _ = _key(database_url, "kiosk")
+    for route in ("/api/live", "/api/sessions/some-session/series"):
+        r = httpx.get(f"{gw.url}{route}")
+        assert r.status_code == 401 and "sign in" in r.json()["error"]["message"], route
+        assert httpx.get(f"{gw.url}{route}", headers={"Authorization": ingest}).status_code == 403, route
+    assert httpx.get(f"{gw.url}/api/live", headers={"Authorization": f"Bearer {reader}"}).json() == []
+    assert httpx.get(f"{gw.url}/api/sessions/some-session/series", headers={"Authorization": reader}).status_code == 404
+    for page in ("/dashboard", "/dashboard/session/some-session"):
+        r = httpx.get(f"{gw.url}{page}")
+        assert r.status_code == 303 and r.headers["location"] == "/dashboard/login", page
+    assert httpx.get(f"{gw.url}/healthz").status_code == 200
+    # Signing in: a wrong key comes back with a reason (never the key) in the URL.
+    r = httpx.post(f"{gw.url}/dashboard/login", data={"key": "fsk_nope_nope"})
+    assert r.status_code == 303 and r.headers["location"] == "/dashboard/login?failed=unknown_key"
+    r = httpx.post(f"{gw.url}/dashboard/login", data={"key": reader})
+    assert r.status_code == 303 and r.headers["location"] == "/dashboard"
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and reader not in cookie
+    jar = {"facestream_session": r.cookies["facestream_session"]}
+    assert httpx.get(f"{gw.url}/dashboard", cookies=jar).status_code == 200
+    assert httpx.get(f"{gw.url}/api/live", cookies=jar).status_code == 200
+    # Revoking the key ends its dashboard sessions.
+    with connect(database_url) as conn:
+        auth.revoke_key(conn, reader.split("_")[1])
+    assert httpx.get(f"{gw.url}/api/live", cookies=jar).status_code == 401
+    out = httpx.post(f"{gw.url}/dashboard/logout", cookies=jar)
+    assert out.status_code == 303 and 'facestream_session=""' in out.headers["set-cookie"]
