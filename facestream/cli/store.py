@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Column, Table
 
-from facestream.cli.common import console, database, err, print_rows, settings
+from facestream.cli.common import console, database, ensure_broker, err, print_rows, settings
 from facestream.cli.main import main
 
 
@@ -96,6 +96,42 @@ def keys_revoke(key_id: str) -> None:
         if not revoke_key(conn, key_id):
             raise click.ClickException(f"no active key {key_id}")
     console.print(f"revoked {key_id}")
+
+
+@main.command()
+@click.option("--session", "session_id", help="a capture session's id (a Mojo connection, a device's run)")
+@click.option("--device", "device_id", help="every session of this device (or Mojo namespace)")
+def forget(session_id: str | None, device_id: str | None) -> None:
+    """Erase a session's (or a device's) data: its rows in every table, and its faces' state in the
+    worker's changelog (tombstones). Run it as the database owner, once the session has ended."""
+    import psycopg
+    from kafka import KafkaProducer
+
+    from infra.topics import changelog_topic
+    from sinks.store.db import connect
+    from sinks.store.privacy import forget as erase
+
+    if (session_id is None) == (device_id is None):
+        raise click.UsageError("name exactly one of --session or --device")
+    s = settings()
+    try:
+        with connect(database(s)) as conn:
+            gone = erase(conn, session=session_id, device=device_id)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise click.ClickException(f"this database role may not delete ({str(exc).strip()}): run forget with "
+                                   "the owner's DATABASE_URL") from exc
+    if gone.face_keys:
+        ensure_broker(s)
+        producer = KafkaProducer(bootstrap_servers=s.bootstrap, acks="all")
+        try:
+            for key in gone.face_keys:  # same key bytes as the worker's Table: same partition
+                producer.send(changelog_topic(s.app_id), key=key.encode(), value=None)
+            producer.flush(30)
+        finally:
+            producer.close(10)
+    rows = ", ".join(f"{n} from {t}" for t, n in gone.rows.items())
+    console.print(f"forgot {'session ' + session_id if session_id else 'device ' + str(device_id)}: {rows}; "
+                  f"{len(gone.face_keys)} face state(s) tombstoned in {changelog_topic(s.app_id)}")
 
 
 @main.group()

@@ -193,3 +193,53 @@ def test_the_service_role_cannot_change_the_schema(database_url, real_results):
         with connect(database_url, autocommit=True) as owner:
             owner.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
             owner.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_forget_erases_a_session_from_every_table_and_the_changelog(database_url, real_results, make_settings):
+    import dataclasses
+
+    from click.testing import CliRunner
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    from facestream.cli import main
+    from infra.settings import settings_env
+    from infra.topics import changelog_topic, ensure_topics
+
+    results, summaries = real_results
+    gone_sid, gone_key = results[0].session_id, results[0].face_key
+    kept = [dataclasses.replace(r, session_id="kept", face_key="kept/0") for r in results[:5]]
+    with connect(database_url) as conn:
+        migrate(conn)
+        StoreWriter(conn).write(results + kept, summaries)
+    s = make_settings()
+    ensure_topics(s)
+    topic = changelog_topic(s.app_id)
+    p = KafkaProducer(bootstrap_servers=s.bootstrap)
+    for key in (gone_key, "kept/0"):  # the worker's latest state of each face
+        p.send(topic, key=key.encode(), value=b'{"state": "of a face"}')
+    p.flush()
+    p.close()
+
+    runner = CliRunner()
+    env = {**settings_env(s), "DATABASE_URL": database_url}
+    both = runner.invoke(main, ["forget", "--session", gone_sid, "--device", "x"], env=env)
+    assert both.exit_code != 0 and "exactly one" in both.output
+    out = runner.invoke(main, ["forget", "--session", gone_sid], env=env)
+    assert out.exit_code == 0, out.output
+    assert f"{len(results)} from face_results" in out.output and "1 face state(s) tombstoned" in out.output
+
+    with psycopg.connect(database_url) as conn:
+        for table in ("face_results", "session_summaries", "sessions"):
+            assert conn.execute(f"SELECT count(*) FROM {table} WHERE session_id = %s",
+                                (gone_sid,)).fetchone()[0] == 0, table
+        assert conn.execute("SELECT count(*) FROM face_results WHERE session_id = 'kept'").fetchone()[0] == 5
+    c = KafkaConsumer(bootstrap_servers=s.bootstrap, enable_auto_commit=False, consumer_timeout_ms=3000)
+    parts = [TopicPartition(topic, i) for i in c.partitions_for_topic(topic)]
+    c.assign(parts)
+    c.seek_to_beginning(*parts)
+    latest = {}
+    for m in c:
+        latest[m.key.decode()] = m.value
+    c.close()
+    assert latest[gone_key] is None, "the forgotten face's latest changelog value is a tombstone"
+    assert latest["kept/0"] is not None
