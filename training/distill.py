@@ -105,8 +105,8 @@ class Corpus:
 
 
 def _exact(model: BlendshapeModel, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    return np.concatenate([model.session.run(["blendshapes"], {"landmarks": x[i:i + chunk]})[0]
-                           for i in range(0, len(x), chunk)]) if len(x) else np.zeros((0, NUM_BLENDSHAPES), np.float32)
+    return np.concatenate([model.run(x[i:i + chunk]) for i in range(0, len(x), chunk)]) if len(x) \
+        else np.zeros((0, NUM_BLENDSHAPES), np.float32)
 
 
 def corpus_of_faces(landmarks: np.ndarray, width: np.ndarray, height: np.ndarray, person: np.ndarray,

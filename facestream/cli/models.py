@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from facestream.cli.common import console, err
 from facestream.cli.main import main
 from vision.models import model_path
+
+if TYPE_CHECKING:  # loaded when a command needs it: the CLI starts fast
+    from training.dataset import LabelledDataset
 
 
 @main.group()
@@ -28,6 +32,16 @@ def models_fetch(media: bool) -> None:
 
 
 DEFAULT_LABELLED = Path(".facestream") / "dataset" / "labelled.npz"
+
+
+def _labelled(path: Path) -> LabelledDataset:
+    """A labelled dataset, or a ClickException saying how to build it."""
+    from training.dataset import LabelledDataset
+
+    try:
+        return LabelledDataset.load(path)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 STUDENT = model_path("emotion_student")
@@ -80,15 +94,11 @@ IMAGE_HEAD = STUDENT.with_name("image_expression_head")
 def train(dataset_path: Path, out: Path, image_head_out: Path, seed: int) -> None:
     """Fit the landmark student, its cue heads and the image head to people's labels; export to ONNX."""
     from infra.assets import sha256_of
-    from training.dataset import LabelledDataset
     from training.fit import TrainParams, save
     from training.fit import train as fit_all
     from training.image_head import fit_image_head, save_image_head
 
-    try:
-        ds = LabelledDataset.load(dataset_path)
-    except FileNotFoundError as exc:
-        raise click.ClickException(str(exc)) from exc
+    ds = _labelled(dataset_path)
     params = TrainParams(seed=seed)
     provenance = {"dataset_sha256": sha256_of(dataset_path), "faces": len(ds), "people": len(set(ds.person)),
                   "seed": seed, "trainer": "facestream train (training/fit.py)",
@@ -115,14 +125,10 @@ def distill(dataset_path: Path, out: Path, copies: int, seed: int) -> None:
     import time
 
     from infra.assets import sha256_of
-    from training.dataset import LabelledDataset
     from training.distill import DistillParams, save
     from training.distill import distill as run
 
-    try:
-        ds = LabelledDataset.load(dataset_path)
-    except FileNotFoundError as exc:
-        raise click.ClickException(str(exc)) from exc
+    ds = _labelled(dataset_path)
     t0 = time.monotonic()
     with err.status("distilling") as status:
         student, figures = run(ds, DistillParams(copies=copies, seed=seed),
@@ -144,14 +150,10 @@ def distill(dataset_path: Path, out: Path, copies: int, seed: int) -> None:
 @click.option("--copies", default=1, show_default=True, help="augmented copies per training row")
 def evaluate(dataset_path: Path, out_dir: Path, copies: int) -> None:
     """Person-disjoint figures against people's labels; writes model_card.md and .json."""
-    from training.dataset import LabelledDataset
     from training.evaluate import evaluate as run
     from training.model_card import write
 
-    try:
-        ds = LabelledDataset.load(dataset_path)
-    except FileNotFoundError as exc:
-        raise click.ClickException(str(exc)) from exc
+    ds = _labelled(dataset_path)
     with err.status("evaluating") as status:
         figures = run(ds, dataset_path, copies=copies, progress=lambda msg: status.update(msg))
     md, js = write(figures, out_dir)

@@ -43,6 +43,7 @@ from schemas import FaceResult
 from schemas.errors import PayloadError
 from sinks.gateway import auth, dashboard, fastjson, mojo
 from sinks.gateway.attempts import FailedAttempts
+from sinks.gateway.buckets import Buckets
 from sinks.gateway.dashboard import LiveBuffer
 from sinks.gateway.faces import make_router
 from sinks.gateway.once import OncePerFrame
@@ -76,8 +77,6 @@ class Connection:
     subscription: str | None  # an edge session this socket follows, or None for a Mojo client
     outputs: tuple[str, ...] = mojo.CUES
     seq: int = 0
-    tokens: float = 0.0  # rate-limit bucket
-    refilled: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -104,6 +103,8 @@ class Gateway:
         self.live = LiveBuffer()
         self.once = OncePerFrame()
         self.attempts = FailedAttempts(limit=settings.auth_failures_per_minute)
+        # At most max_fps_per_token facemesh events per second per connection, bursts of one second.
+        self.frame_rate = Buckets(settings.max_fps_per_token)
         self.producer: AIOKafkaProducer | None = None
         self._deliver_task: asyncio.Task | None = None
         self.sio.on("connect", self.on_connect, namespace="*")
@@ -171,6 +172,10 @@ class Gateway:
         key_id = auth.dashboard_key_id(self.s, request.cookies.get(auth.DASHBOARD_COOKIE))
         return auth.require(await run_in_threadpool(self._key_by_id, key_id), "read")
 
+    async def sign_in(self, request: Request, key_text: str) -> auth.ApiKey:
+        """The dashboard's sign-in: a key with the ``read`` scope, typed into its form."""
+        return await self.authorized(key_text, _address(request), "read")
+
     async def reader(self, request: Request) -> str:
         """The key id of a caller with the ``read`` scope (the image API)."""
         key = await self.authorized(request.headers.get("authorization"), _address(request), "read")
@@ -194,8 +199,7 @@ class Gateway:
             self.stats.refused_connections[exc.reason] = self.stats.refused_connections.get(exc.reason, 0) + 1
             raise socketio.exceptions.ConnectionRefusedError(str(exc)) from None
         follow = claims.get("sess")
-        conn = Connection(namespace=ns, session_id=uuid.uuid4().hex, subscription=follow,
-                          tokens=self.s.max_fps_per_token)
+        conn = Connection(namespace=ns, session_id=uuid.uuid4().hex, subscription=follow)
         self.conns[sid] = conn
         if follow:
             await self.sio.enter_room(sid, f"session:{follow}", namespace=namespace)
@@ -205,6 +209,7 @@ class Gateway:
 
     async def on_disconnect(self, namespace: str, sid: str, reason: Any = None) -> None:
         conn = self.conns.pop(sid, None)
+        self.frame_rate.drop(sid)
         if conn is None:
             return
         if conn.subscription:
@@ -230,17 +235,6 @@ class Gateway:
         await self.producer.send_and_wait(self.s.dead_letter_topic, value=value,
                                           headers=[("reason", reason.encode()), ("source", b"gateway")])
 
-    def _allow(self, conn: Connection) -> bool:
-        """Token bucket: at most max_fps_per_token events per second, bursts of one second."""
-        now = time.monotonic()
-        rate = self.s.max_fps_per_token
-        conn.tokens = min(rate, conn.tokens + (now - conn.refilled) * rate)
-        conn.refilled = now
-        if conn.tokens < 1.0:
-            return False
-        conn.tokens -= 1.0
-        return True
-
     async def on_facemesh(self, namespace: str, sid: str, data: Any = None) -> None:
         conn = self.conns.get(sid)
         if conn is None:
@@ -248,7 +242,7 @@ class Gateway:
         if conn.subscription:
             await self._refuse(namespace, sid, "subscriber", "this token follows a session; it cannot send frames")
             return
-        if not self._allow(conn):
+        if self.frame_rate.take(sid, time.monotonic()):
             await self._refuse(namespace, sid, "rate_limited",
                                f"more than {self.s.max_fps_per_token:g} facemesh events per second; frame dropped")
             return
@@ -367,7 +361,7 @@ def create_app(settings: Settings, database_url: str) -> socketio.ASGIApp:
 
     api.include_router(make_router(settings, on_refused=gw.dead_letter, authorize=gw.reader))
     if settings.dashboard_enabled:
-        api.include_router(dashboard.make_router(database_url, gw.live, gw.viewer, gw.authorized, settings))
+        api.include_router(dashboard.make_router(database_url, gw.live, gw.viewer, gw.sign_in, settings))
 
     if not settings.gateway_metrics_port:  # else on their own address: facestream.cli.services.gateway
         @api.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)

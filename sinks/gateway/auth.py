@@ -121,6 +121,15 @@ def revoke_key(conn: psycopg.Connection, key_id: str) -> bool:
     return cur.rowcount == 1
 
 
+def _check_usable(row: tuple, expired: bool) -> None:
+    """AuthError for a key row (``_COLUMNS``) that was revoked, or ``expired`` (the database's
+    ``expires <= now()``)."""
+    if row[4] is not None:
+        raise AuthError("revoked", f"API key {row[0]} was revoked")
+    if expired:
+        raise AuthError("expired", f"API key {row[0]} expired at {row[7].isoformat()}")
+
+
 def require(key: ApiKey, scope: str) -> ApiKey:
     """``key`` if it carries ``scope``; AuthError("forbidden") (403) otherwise."""
     if not key.allows(scope):
@@ -146,10 +155,7 @@ def verify_key(conn: psycopg.Connection, presented: str | None) -> ApiKey:
     stored = row[9] if row else _hash("")
     if not hmac.compare_digest(stored, _hash(parts[2])) or row is None:
         raise AuthError("unknown_key", "unknown API key")
-    if row[4] is not None:
-        raise AuthError("revoked", f"API key {row[0]} was revoked")
-    if row[10]:
-        raise AuthError("expired", f"API key {row[0]} expired at {row[7].isoformat()}")
+    _check_usable(row[:9], expired=row[10])
     # Last use to the minute: one write per key and minute, not one per request.
     with conn.transaction():
         conn.execute("UPDATE api_keys SET last_used = now() WHERE key_id = %s "
@@ -163,10 +169,7 @@ def key_by_id(conn: psycopg.Connection, key_id: str) -> ApiKey:
     row = conn.execute(f"SELECT {_COLUMNS}, expires <= now() FROM api_keys WHERE key_id = %s", (key_id,)).fetchone()
     if row is None:
         raise AuthError("unknown_key", "unknown API key")
-    if row[4] is not None:
-        raise AuthError("revoked", f"API key {row[0]} was revoked")
-    if row[9]:
-        raise AuthError("expired", f"API key {row[0]} expired at {row[7].isoformat()}")
+    _check_usable(row[:9], expired=row[9])
     return _key(row[:9])
 
 

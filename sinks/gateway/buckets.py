@@ -1,5 +1,5 @@
-"""Token buckets by name (an API key id): at most ``rate`` events per second, bursts of one
-second. Pure bookkeeping: the caller supplies the time."""
+"""Token buckets by name (an API key id, a Socket.IO connection): at most ``rate`` events per
+second, bursts of one second. Pure bookkeeping: the caller supplies the time."""
 
 from __future__ import annotations
 
@@ -23,3 +23,7 @@ class Buckets:
             return 0.0
         self._state[name] = (tokens, now)
         return (1.0 - tokens) / self.rate
+
+    def drop(self, name: str) -> None:
+        """Forget ``name`` (a closed connection): it starts with a full bucket if it comes back."""
+        self._state.pop(name, None)

@@ -129,10 +129,11 @@ LOGIN = """<!doctype html><html><head><meta charset="utf-8"><title>facestream: s
 
 
 def make_router(database_url: str, live: LiveBuffer, viewer: Callable[[Request], Awaitable[Any]],
-                authorized: Callable[[str | None, str, str], Awaitable[Any]], settings: Settings) -> APIRouter:
+                sign_in: Callable[[Request, str], Awaitable[Any]], settings: Settings) -> APIRouter:
     """The dashboard and the live and history APIs. Every route but the sign-in page needs
     ``viewer(request)`` to accept the caller (a ``read`` key, or the session cookie the sign-in
-    sets); pages redirect to the sign-in page, APIs answer 401/403."""
+    sets); pages redirect to the sign-in page, APIs answer 401/403. ``sign_in(request, key)``
+    returns the key typed into the sign-in form, or raises AuthError."""
     router = APIRouter()
     import json
 
@@ -159,7 +160,7 @@ def make_router(database_url: str, live: LiveBuffer, viewer: Callable[[Request],
         form = await request.form()
         key_text = str(form.get("key") or "")
         try:
-            key = await authorized(key_text, request.client.host if request.client else "unknown", "read")
+            key = await sign_in(request, key_text)
         except AuthError as exc:  # the reason goes in the URL, never the key
             return RedirectResponse(f"/dashboard/login?failed={exc.reason}", status_code=303)
         response = RedirectResponse("/dashboard", status_code=303)

@@ -63,5 +63,8 @@ class BlendshapeModel:
         """[N, 478, 2|3] normalised landmarks, image sizes [N] (or scalars) -> [N, 52] scores."""
         if len(landmarks) == 0:
             return np.zeros((0, len(BLENDSHAPE_NAMES)), np.float32)
-        x = to_model_input(landmarks, width, height)
-        return self.session.run(["blendshapes"], {"landmarks": x})[0]
+        return self.run(to_model_input(landmarks, width, height))
+
+    def run(self, model_input: np.ndarray) -> np.ndarray:
+        """[N, 146, 2] float32 model input (``to_model_input``), N >= 1 -> [N, 52] scores."""
+        return self.session.run(["blendshapes"], {"landmarks": model_input})[0]
