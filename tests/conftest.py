@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,6 +30,7 @@ from infra.embedded import start_broker, stop_broker
 from infra.settings import Settings
 from infra.topics import ensure_topics
 from schemas import FACE_RESULT, SESSION_SUMMARY, FaceResult, SessionSummary, decode, peek_header
+from sinks.store.writer import StoreSink
 
 
 def _free_port() -> int:
@@ -127,6 +129,33 @@ def make_settings(bootstrap: str, tmp_path: Path) -> Callable[..., Settings]:
         return s
 
     return make
+
+
+class SinkThread:
+    def __init__(self, s: Settings, url: str) -> None:
+        self.sink = StoreSink(s, url)
+        self.thread = threading.Thread(target=self.sink.run, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.sink.stop.set()
+        self.thread.join(60)
+
+
+@pytest.fixture
+def sink_thread() -> Iterator[Callable[[Settings, str], SinkThread]]:
+    """Start a store sink in a thread; every one is stopped after the test (a sink left running
+    stays in its consumer group and holds up the next sinks' rebalances)."""
+    started: list[SinkThread] = []
+
+    def start(s: Settings, url: str) -> SinkThread:
+        t = SinkThread(s, url)
+        started.append(t)
+        return t
+
+    yield start
+    for t in started:
+        t.stop()
 
 
 @dataclass

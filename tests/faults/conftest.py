@@ -1,44 +1,16 @@
-"""Helpers for the fault tests: a store sink in a thread, paced publishing, row counts."""
+"""Helpers for the fault tests: paced publishing, row counts (the sink thread is in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import psycopg
-import pytest
 
 from infra.settings import Settings
 from producers.publish import Publisher
 from schemas import LandmarkFrame
-from sinks.store.writer import StoreSink
-
-
-class SinkThread:
-    def __init__(self, s: Settings, url: str) -> None:
-        self.sink = StoreSink(s, url)
-        self.thread = threading.Thread(target=self.sink.run, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.sink.stop.set()
-        self.thread.join(60)
-
-
-@pytest.fixture
-def sink_thread() -> Iterator[Callable[[Settings, str], SinkThread]]:
-    started: list[SinkThread] = []
-
-    def start(s: Settings, url: str) -> SinkThread:
-        t = SinkThread(s, url)
-        started.append(t)
-        return t
-
-    yield start
-    for t in started:
-        t.stop()
 
 
 def relabel(frames: list[LandmarkFrame], session_id: str) -> list[LandmarkFrame]:
