@@ -26,6 +26,8 @@ AUTH_THROTTLED = Counter("facestream_auth_throttled_total", "Key checks refused 
                          "often (429)")
 IMAGES_THROTTLED = Counter("facestream_images_throttled_total", "Image uploads refused with 429 (a key's rate, "
                            "or the images being analysed at once)")
+RETENTION_DROPPED = Counter("facestream_retention_partitions_dropped_total", "Days of face_results dropped "
+                            "by the store's retention")
 DB_RETRIES = Counter("facestream_store_retries_total", "Batches retried because PostgreSQL was unavailable")
 
 

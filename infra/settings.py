@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     sink_group: str = Field("facestream-store", description="consumer group of the store sink")
     sink_instance_id: str | None = Field(
         None, description="this sink's static member id instead of <host>-sink-<slot>")
+    retention_days: int = Field(30, ge=0, description="whole UTC days of results the store keeps: the sink "
+                                "drops older days of face_results and the sessions that ended before them; "
+                                "0 keeps everything")
+    retention_check_s: float = Field(3600.0, gt=0, description="how often the sink applies the retention")
 
     # --- gateway ----------------------------------------------------------------------------
     environment: str = Field("development", description="development | production; production "

@@ -38,7 +38,7 @@ def demo(video: Path | None, fast: bool, exit_after: bool) -> None:
     err.print("starting the broker, the database, a worker, the store sink and the gateway ...")
     try:
         stack.start()
-        key = _demo_key(stack.database_url)
+        key = _demo_key(stack.database_url, s.device_id)
         console.print(f"dashboard: [bold]{stack.gateway_url}/dashboard[/] (sign in with the key)   "
                       f"API key for the dashboard and Mojo clients: [bold]{key}[/]")
         console.print(f"logs: {s.data_dir / 'logs'}")
@@ -54,12 +54,16 @@ def demo(video: Path | None, fast: bool, exit_after: bool) -> None:
         err.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
 
 
-def _demo_key(database_url: str) -> str:
+def _demo_key(database_url: str, device_id: str) -> str:
+    """A key of tenant ``demo`` that may send and read, and the demo's edge device given to that
+    tenant, so the key sees the replayed session on the dashboard."""
     from sinks.gateway import auth
     from sinks.store.db import connect
+    from sinks.store.tenants import assign_device
 
     with connect(database_url) as conn:
-        secret, _ = auth.create_key(conn, f"demo-{int(time.time())}", ("ingest", "read"))
+        secret, _ = auth.create_key(conn, f"demo-{int(time.time())}", ("ingest", "read"), tenant="demo")
+        assign_device(conn, device_id, "demo")
     return secret
 
 

@@ -42,7 +42,7 @@ from infra.settings import Settings
 from schemas import FaceResult
 from schemas.errors import PayloadError
 from sinks.gateway import auth, dashboard, fastjson, mojo
-from sinks.gateway.attempts import FailedAttempts
+from sinks.gateway.access import Access, client_address
 from sinks.gateway.buckets import Buckets
 from sinks.gateway.dashboard import LiveBuffer
 from sinks.gateway.faces import make_router
@@ -75,6 +75,7 @@ class Connection:
     namespace: str  # without the leading "/"
     session_id: str
     subscription: str | None  # an edge session this socket follows, or None for a Mojo client
+    tenant: str | None = None  # a follower sees the results of this tenant's devices (None: all)
     outputs: tuple[str, ...] = mojo.CUES
     seq: int = 0
 
@@ -101,8 +102,8 @@ class Gateway:
         self.followers: dict[str, int] = {}  # edge session id -> local subscribers
         self.stats = GatewayStats()
         self.live = LiveBuffer()
+        self.access = Access(settings, database_url, self.live)
         self.once = OncePerFrame()
-        self.attempts = FailedAttempts(limit=settings.auth_failures_per_minute)
         # At most max_fps_per_token facemesh events per second per connection, bursts of one second.
         self.frame_rate = Buckets(settings.max_fps_per_token)
         self.producer: AIOKafkaProducer | None = None
@@ -142,50 +143,13 @@ class Gateway:
             migrate(conn)
 
     # -- tokens ------------------------------------------------------------------------------
-    def _key(self, authorization: str | None) -> auth.ApiKey:
-        with connect(self.url) as conn:
-            return auth.verify_key(conn, authorization)
-
-    async def authorized(self, authorization: str | None, address: str, scope: str) -> auth.ApiKey:
-        """The caller's key if it is valid and carries ``scope``. Failed checks count against the
-        caller's address: past ``auth_failures_per_minute`` it gets 429 with Retry-After."""
-        if wait := self.attempts.retry_after(address, time.monotonic()):
-            metrics.AUTH_THROTTLED.inc()
-            raise HTTPException(429, f"too many failed API-key checks from {address}; retry in {wait:.0f} s",
-                                headers={"Retry-After": str(max(1, round(wait)))})
-        try:
-            key = await run_in_threadpool(self._key, authorization)
-        except auth.AuthError:
-            self.attempts.failed(address, time.monotonic())
-            raise
-        return auth.require(key, scope)
-
-    def _key_by_id(self, key_id: str) -> auth.ApiKey:
-        with connect(self.url) as conn:
-            return auth.key_by_id(conn, key_id)
-
-    async def viewer(self, request: Request) -> auth.ApiKey:
-        """Whoever may read people's data: a ``read`` key in the Authorization header, or a
-        dashboard session cookie whose key is still active and may read."""
-        if request.headers.get("authorization"):
-            return await self.authorized(request.headers["authorization"], _address(request), "read")
-        key_id = auth.dashboard_key_id(self.s, request.cookies.get(auth.DASHBOARD_COOKIE))
-        return auth.require(await run_in_threadpool(self._key_by_id, key_id), "read")
-
-    async def sign_in(self, request: Request, key_text: str) -> auth.ApiKey:
-        """The dashboard's sign-in: a key with the ``read`` scope, typed into its form."""
-        return await self.authorized(key_text, _address(request), "read")
-
-    async def reader(self, request: Request) -> str:
-        """The key id of a caller with the ``read`` scope (the image API)."""
-        key = await self.authorized(request.headers.get("authorization"), _address(request), "read")
-        return key.key_id
-
     async def token(self, body: TokenRequest, authorization: str | None, address: str) -> TokenResponse:
         # Sending frames is ingest; following an edge session's results live is reading them.
-        key = await self.authorized(authorization, address, "read" if body.session_id else "ingest")
+        key = await self.access.authorized(authorization, address, "read" if body.session_id else "ingest")
+        if body.session_id:
+            await self.access.check_followable(key, body.session_id)
         lifetime = min(body.expiration, self.s.token_max_expiration_s)
-        token = auth.issue_token(self.s, key.namespace, lifetime, session=body.session_id)
+        token = auth.issue_token(self.s, key.namespace, lifetime, session=body.session_id, tenant=key.sees)
         return TokenResponse(user_namespace=key.namespace, auth_token=token,
                              host_name=self.s.public_host or self.s.gateway_host, port=str(self.s.gateway_port))
 
@@ -199,10 +163,11 @@ class Gateway:
             self.stats.refused_connections[exc.reason] = self.stats.refused_connections.get(exc.reason, 0) + 1
             raise socketio.exceptions.ConnectionRefusedError(str(exc)) from None
         follow = claims.get("sess")
-        conn = Connection(namespace=ns, session_id=uuid.uuid4().hex, subscription=follow)
+        conn = Connection(namespace=ns, session_id=uuid.uuid4().hex, subscription=follow, tenant=claims.get("ten"))
         self.conns[sid] = conn
         if follow:
-            await self.sio.enter_room(sid, f"session:{follow}", namespace=namespace)
+            await self.access.owners.fresh()  # the follower's results are checked against it
+            await self.sio.enter_room(sid, _room(follow, conn.tenant), namespace=namespace)
             self.followers[follow] = self.followers.get(follow, 0) + 1
         else:
             self.sessions[conn.session_id] = sid
@@ -300,13 +265,17 @@ class Gateway:
             self.stats.calculations_out += 1
             metrics.RESULTS_OUT.labels("gateway").inc()
         if followed:
-            for ns in {c.namespace for c in self.conns.values() if c.subscription == session}:
-                await self.sio.emit("result", r.to_avro(), room=f"session:{session}", namespace=f"/{ns}")
-                self.stats.results_out += 1
+            # Each follower's tenant must own the device: a session id guessed or reused on
+            # another tenant's device delivers nothing.
+            for ns, tenant in {(c.namespace, c.tenant) for c in self.conns.values() if c.subscription == session}:
+                if await self.access.owners.check(tenant, r.device_id):
+                    await self.sio.emit("result", r.to_avro(), room=_room(session, tenant), namespace=f"/{ns}")
+                    self.stats.results_out += 1
 
 
-def _address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+def _room(session: str, tenant: str | None) -> str:
+    """The Socket.IO room of a session's followers of one tenant (``*``: admin keys)."""
+    return f"session:{session}:{'*' if tenant is None else tenant}"
 
 
 def install_error_handlers(api: FastAPI) -> None:
@@ -357,11 +326,12 @@ def create_app(settings: Settings, database_url: str) -> socketio.ASGIApp:
                         403: {"description": "a key without the ingest scope (read, to follow a session)"},
                         429: {"description": "too many failed key checks from this address (Retry-After)"}})
     async def user(body: TokenRequest, request: Request, authorization: str | None = Header(None)) -> TokenResponse:
-        return await gw.token(body, authorization, _address(request))
+        return await gw.token(body, authorization, client_address(request))
 
-    api.include_router(make_router(settings, on_refused=gw.dead_letter, authorize=gw.reader))
+    api.include_router(make_router(settings, on_refused=gw.dead_letter, authorize=gw.access.reader))
     if settings.dashboard_enabled:
-        api.include_router(dashboard.make_router(database_url, gw.live, gw.viewer, gw.sign_in, settings))
+        api.include_router(dashboard.make_router(database_url, gw.access.visible_live, gw.access.viewer,
+                                                 gw.access.sign_in, settings))
 
     if not settings.gateway_metrics_port:  # else on their own address: facestream.cli.services.gateway
         @api.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)

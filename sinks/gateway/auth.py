@@ -11,7 +11,8 @@ others), belongs to a tenant (whose sessions it may see), may expire, and record
 last used. Creating and revoking a key writes an audit line (logger ``facestream.audit``).
 
 Tokens are HS256 JWTs: ``ns`` (the key's Socket.IO namespace), ``exp``, ``iat`` and, for a
-live subscription to an edge producer's session, ``sess``.
+live subscription to an edge producer's session, ``sess`` with the tenant whose results it may
+receive (``ten``, or ``all`` for an admin key).
 """
 
 from __future__ import annotations
@@ -77,6 +78,11 @@ class ApiKey:
     def allows(self, scope: str) -> bool:
         """Whether this key may do what ``scope`` covers (admin covers every scope)."""
         return scope in self.scopes or "admin" in self.scopes
+
+    @property
+    def sees(self) -> str | None:
+        """The tenant whose sessions this key may see; None: every tenant's (an admin key)."""
+        return None if "admin" in self.scopes else self.tenant
 
 
 _COLUMNS = "key_id, name, namespace, created, revoked, scopes, tenant, expires, last_used"
@@ -200,11 +206,14 @@ def dashboard_key_id(s: Settings, cookie: str | None) -> str:
 
 
 def issue_token(s: Settings, namespace: str, expiration_s: float, session: str | None = None,
-                now: float | None = None) -> str:
+                now: float | None = None, tenant: str | None = None) -> str:
+    """A Mojo client's token; with ``session``, a token that follows that session's results as
+    ``tenant`` sees them (None: every tenant, for an admin key)."""
     now = time.time() if now is None else now
     claims: dict[str, object] = {"ns": namespace, "iat": int(now), "exp": int(now + expiration_s)}
     if session:
         claims["sess"] = session
+        claims.update({"ten": tenant} if tenant is not None else {"all": True})
     return jwt.encode(claims, s.jwt_secret, algorithm="HS256")
 
 
@@ -221,4 +230,7 @@ def verify_token(s: Settings, token: str | None, namespace: str) -> dict:
         raise AuthError("invalid", f"JsonWebTokenError: invalid token ({exc})") from None
     if claims["ns"] != namespace:
         raise AuthError("wrong_namespace", f"this token is for namespace /{claims['ns']}, not /{namespace}")
+    if "sess" in claims and not isinstance(claims.get("ten"), str) and claims.get("all") is not True:
+        raise AuthError("invalid", "this token follows a session but names no tenant (it predates tenants): "
+                                   "ask PUT /mojo_perception_api/user for a new one")
     return claims

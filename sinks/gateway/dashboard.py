@@ -17,14 +17,14 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from psycopg.rows import dict_row
 from starlette.concurrency import run_in_threadpool
 
 from infra.settings import Settings
 from schemas import FaceResult
 from schemas.vocabulary import CUES, EMOTIONS
 from sinks.gateway.auth import DASHBOARD_COOKIE as COOKIE
-from sinks.gateway.auth import AuthError, issue_dashboard_session
+from sinks.gateway.auth import ApiKey, AuthError, issue_dashboard_session
+from sinks.store import queries
 from sinks.store.db import connect
 
 KEEP_S = 120.0
@@ -47,6 +47,10 @@ class LiveBuffer:
                                **{e: round(p, 3) for e, p in zip(EMOTIONS, r.emotions)},
                                "phase": r.engagement_phase, "status": r.interaction_status})
 
+    def devices_of(self, session_id: str) -> set[str]:
+        """The devices of the faces of ``session_id`` held here (empty if none)."""
+        return {f["device_id"] for f in self.faces.values() if f["session_id"] == session_id}
+
     def snapshot(self) -> list[dict[str, Any]]:
         now = time.monotonic()
         for key in [k for k, f in self.faces.items() if now - f["seen"] > KEEP_S]:
@@ -55,16 +59,9 @@ class LiveBuffer:
                 for f in self.faces.values()]
 
 
-def _series(url: str, session_id: str) -> list[dict[str, Any]]:
-    with connect(url) as conn, conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(f"""
-            SELECT face_key, (extract(epoch FROM date_trunc('second', capture_time)) * 1000)::bigint AS t,
-                   {', '.join(f'avg({c})::real AS {c}' for c in CUES)},
-                   {', '.join(f'avg(p_{e})::real AS {e}' for e in EMOTIONS)},
-                   mode() WITHIN GROUP (ORDER BY engagement_phase) AS phase,
-                   mode() WITHIN GROUP (ORDER BY interaction_status) AS status
-            FROM face_results WHERE session_id = %s
-            GROUP BY face_key, date_trunc('second', capture_time) ORDER BY face_key, t""", (session_id,)).fetchall()
+def _series(url: str, session_id: str, tenant: str | None) -> list[dict[str, Any]]:
+    with connect(url) as conn:
+        return queries.series(conn, session_id, tenant=tenant)
 
 
 PAGE = """<!doctype html>
@@ -128,12 +125,15 @@ LOGIN = """<!doctype html><html><head><meta charset="utf-8"><title>facestream: s
 <p class="error">{error}</p></body></html>"""
 
 
-def make_router(database_url: str, live: LiveBuffer, viewer: Callable[[Request], Awaitable[Any]],
-                sign_in: Callable[[Request, str], Awaitable[Any]], settings: Settings) -> APIRouter:
+def make_router(database_url: str, live: Callable[[ApiKey], Awaitable[list[dict[str, Any]]]],
+                viewer: Callable[[Request], Awaitable[ApiKey]], sign_in: Callable[[Request, str], Awaitable[ApiKey]],
+                settings: Settings) -> APIRouter:
     """The dashboard and the live and history APIs. Every route but the sign-in page needs
     ``viewer(request)`` to accept the caller (a ``read`` key, or the session cookie the sign-in
-    sets); pages redirect to the sign-in page, APIs answer 401/403. ``sign_in(request, key)``
-    returns the key typed into the sign-in form, or raises AuthError."""
+    sets); pages redirect to the sign-in page, APIs answer 401/403. Each key sees only its
+    tenant's faces (``key.sees``): ``live(key)`` gives them from the live buffer, the history
+    filters the store; another tenant's session is answered 404, as an unknown one.
+    ``sign_in(request, key)`` returns the key typed into the sign-in form, or raises AuthError."""
     router = APIRouter()
     import json
 
@@ -199,16 +199,16 @@ def make_router(database_url: str, live: LiveBuffer, viewer: Callable[[Request],
     @router.get("/api/live", summary="Recent results of every face (last two minutes); a read key",
                 responses={401: {"description": "no valid key or session"}, 403: {"description": "no read scope"}})
     async def api_live(request: Request) -> list[dict[str, Any]]:
-        await viewer(request)
-        return live.snapshot()
+        return await live(await viewer(request))
 
     @router.get("/api/sessions/{session_id}/series", summary="A session's per-second history; a read key",
                 responses={401: {"description": "no valid key or session"}, 403: {"description": "no read scope"}})
     async def api_series(session_id: str, request: Request) -> list[dict[str, Any]]:
-        await viewer(request)
-        rows = await run_in_threadpool(_series, database_url, session_id)
+        key = await viewer(request)
+        rows = await run_in_threadpool(_series, database_url, session_id, key.sees)
         if not rows:
-            raise HTTPException(404, f"no stored results for session {session_id!r} (is `facestream sink` running?)")
+            raise HTTPException(404, f"no stored results for session {session_id!r} visible to this key "
+                                     "(is `facestream sink` running? is the session's device your tenant's?)")
         return rows
 
     return router

@@ -157,6 +157,10 @@ def grant_runtime_role(conn: psycopg.Connection, role: str) -> None:
         conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA public FROM {}").format(r))
         conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {}").format(r))
         conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION facestream_ensure_partition(date) TO {}").format(r))
+        conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION facestream_apply_retention(integer) TO {}").format(r))
+        # Tables and views later migrations add are readable and writable by the role too.
+        conn.execute(sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE ON TABLES "
+                             "TO {}").format(r))
 
 
 def ensure_partitions(conn: psycopg.Connection, days: set[date], known: set[date]) -> None:

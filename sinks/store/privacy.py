@@ -25,6 +25,15 @@ class Forgotten:
     face_keys: list[str] = field(default_factory=list)
 
 
+def seconds_since_last_frame(conn: psycopg.Connection, *, session: str | None = None,
+                             device: str | None = None) -> float | None:
+    """Seconds since the latest stored frame of the session (or device); None if none is stored."""
+    column, value = ("session_id", session) if session is not None else ("device_id", device)
+    (ago,) = conn.execute(f"SELECT extract(epoch FROM now() - max(last_capture)) FROM sessions WHERE {column} = %s",
+                          (value,)).fetchone()
+    return None if ago is None else float(ago)
+
+
 def forget(conn: psycopg.Connection, *, session: str | None = None, device: str | None = None) -> Forgotten:
     """Delete, in one transaction, every row of session ``session`` or of every session of device
     ``device`` from every table that holds them. Exactly one of the two must be given."""

@@ -29,6 +29,7 @@ from schemas import FaceResult, SessionSummary
 from schemas.errors import PayloadError
 from schemas.vocabulary import EMOTIONS
 from sinks.store.db import StoreError, connect, ensure_partitions, migrate
+from sinks.store.retention import apply_retention
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,10 @@ class StoreWriter:
             conn.execute("CREATE TEMP TABLE IF NOT EXISTS staging_results "
                          "(LIKE face_results INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
 
+    def forget_days(self, days: list[date]) -> None:
+        """Partitions dropped by the retention: recreate them if a late result needs one."""
+        self._days.difference_update(days)
+
     def write(self, results: list[FaceResult], summaries: list[SessionSummary]) -> WriteStats:
         st = WriteStats(results_in=len(results), summaries_in=len(summaries))
         cols = ", ".join(RESULT_COLUMNS)
@@ -148,6 +153,7 @@ class StoreSink:
             migrate(conn)
         self._conn: psycopg.Connection | None = None
         self._writer: StoreWriter | None = None
+        self._retention_due = 0.0  # monotonic time of the next retention pass (0: at start)
 
     def _consumer(self, instance_id: str | None) -> KafkaConsumer:
         return KafkaConsumer(
@@ -190,6 +196,28 @@ class StoreSink:
                 delay = min(delay * 2, 30.0)
         raise InterruptedError("stopped before the batch was written")
 
+    def _retain(self) -> None:
+        """Apply the retention when due (``retention_days`` 0: never). A failure is logged and
+        retried a minute later: retention must never stop results being stored."""
+        if self.s.retention_days == 0 or time.monotonic() < self._retention_due:
+            return
+        try:
+            with connect(self.url) as conn:
+                days = apply_retention(conn, self.s.retention_days)
+        except (psycopg.Error, OSError) as exc:
+            self._retention_due = time.monotonic() + 60.0
+            log.error("retention (%d days) failed, retrying in 60 s: %s%s", self.s.retention_days,
+                      str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                      " (grant the services' role the runtime rights again: facestream db grant ROLE)"
+                      if isinstance(exc, psycopg.errors.InsufficientPrivilege) else "")
+            return
+        self._retention_due = time.monotonic() + self.s.retention_check_s
+        metrics.RETENTION_DROPPED.inc(len(days))
+        if self._writer is not None:
+            self._writer.forget_days(days)
+        if days:
+            log.info("retention: dropped %d day(s) of results older than %d days", len(days), self.s.retention_days)
+
     @staticmethod
     def _report_lag(consumer: KafkaConsumer) -> None:
         """Messages between the sink's position and the end of its partitions (from fetch metadata)."""
@@ -217,6 +245,7 @@ class StoreSink:
         first: float | None = None  # when the batch being gathered got its first record
         try:
             while not self.stop.is_set():
+                self._retain()
                 polled = paced_poll(consumer, pacer, max(1, self.s.sink_batch_size - len(results) - len(summaries)),
                                     int(self.s.sink_batch_within_s * 1000))
                 for tp, messages in polled.items():

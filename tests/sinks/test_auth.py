@@ -43,6 +43,25 @@ def test_scopes_are_enforced_and_admin_covers_all(conn):
     assert "--scope ingest" in str(refused.value)
     for scope in auth.SCOPES:
         assert auth.require(admin, scope) is admin
+    assert reader.sees == "dash" and admin.sees is None  # a tenant's sessions; admin: every tenant's
+
+
+def test_a_follow_token_names_the_tenant_it_may_see():
+    from infra.settings import Settings
+
+    s = Settings()
+    for tenant, claim in (("acme", {"ten": "acme"}), (None, {"all": True})):
+        claims = auth.verify_token(s, auth.issue_token(s, "ns1", 60, session="sess-1", tenant=tenant), "ns1")
+        assert claims["sess"] == "sess-1" and {k: claims[k] for k in claim} == claim
+    # A follow token without a tenant (minted before tenants existed) is refused, not read as "all".
+    import jwt
+
+    old = jwt.encode({"ns": "ns1", "exp": 2**31, "sess": "sess-1"}, s.jwt_secret, algorithm="HS256")
+    with pytest.raises(auth.AuthError, match="names no tenant") as refused:
+        auth.verify_token(s, old, "ns1")
+    assert refused.value.reason == "invalid"
+    # A Mojo client's own token needs none.
+    assert "ten" not in auth.verify_token(s, auth.issue_token(s, "ns1", 60), "ns1")
 
 
 def test_expired_and_revoked_keys_are_refused_with_their_reason(conn):

@@ -17,6 +17,7 @@ from producers.publish import produce
 from producers.sources import VideoSource
 from sinks.gateway import auth
 from sinks.store.db import connect
+from sinks.store.tenants import assign_device
 from sinks.store.writer import StoreSink
 
 pytestmark = pytest.mark.integration
@@ -38,6 +39,7 @@ def test_dashboard_shows_live_and_stored_charts(make_settings, database_url, sta
     with connect(database_url) as conn:
         read_key, _ = auth.create_key(conn, "dashboard", ("read",))
         ingest_key, _ = auth.create_key(conn, "kiosk")
+        assign_device(conn, s.device_id, "dashboard")  # the replayed video's device: the key's tenant
     sink = StoreSink(s, database_url)
     t = threading.Thread(target=sink.run, daemon=True)
     t.start()

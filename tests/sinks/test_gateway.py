@@ -21,6 +21,7 @@ from producers.publish import produce
 from producers.sources import VideoSource
 from sinks.gateway import auth
 from sinks.store.db import connect, migrate
+from sinks.store.tenants import assign_device
 
 pytestmark = pytest.mark.integration
 
@@ -197,6 +198,8 @@ def test_two_gateways_deliver_each_result_once_and_live_subscriptions(make_setti
                                                                       start_gateway, wolfgang_frames):
     s = make_settings()
     key, ns = _key(database_url, "two", ("ingest", "read"))  # sends frames and follows a session
+    with connect(database_url) as conn:
+        assign_device(conn, s.device_id, "two")  # the edge producer's device: the key's tenant
     start_worker(s)
     g1, g2 = start_gateway(s, database_url), start_gateway(s, database_url)
     c1 = MojoClient(g1.url, ns, _token(g1.url, key)["auth_token"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
@@ -163,9 +164,9 @@ def test_keys_cli_creates_lists_and_revokes(database_url):
     assert row == (["read"], "acme", True)
 
 
-def test_the_service_role_cannot_change_the_schema(database_url, real_results):
-    """Migrations by the owner; the services run as a role that can write data (and create the
-    day's partition through the vetted function) but cannot alter, create or drop anything."""
+@pytest.fixture
+def service_url(database_url):
+    """The URL of a login role with the services' rights only (``facestream db grant``)."""
     from psycopg import sql
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -178,26 +179,114 @@ def test_the_service_role_cannot_change_the_schema(database_url, real_results):
     try:
         with connect(database_url) as owner:
             grant_runtime_role(owner, role)
-        app_url = make_conninfo(**{**conninfo_to_dict(database_url), "user": role})
-        results, summaries = real_results
-        with connect(app_url) as conn:
-            assert migrate(conn) == []  # nothing pending: starts without DDL rights
-            written = StoreWriter(conn).write(results[:10], summaries)
-            assert written.results_written == 10
-            for ddl in ("ALTER TABLE face_results ADD COLUMN sneaky int", "CREATE TABLE sneaky (x int)",
-                        "DROP TABLE api_keys", "CREATE INDEX sneaky ON face_results (seq)"):
-                with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                    with conn.transaction():
-                        conn.execute(ddl)
+        yield make_conninfo(**{**conninfo_to_dict(database_url), "user": role})
     finally:
         with connect(database_url, autocommit=True) as owner:
             owner.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
             owner.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
-def test_forget_erases_a_session_from_every_table_and_the_changelog(database_url, real_results, make_settings):
-    import dataclasses
+def test_the_service_role_cannot_change_the_schema(service_url, real_results):
+    """Migrations by the owner; the services run as a role that can write data (and create the
+    day's partition through the vetted function) but cannot alter, create or drop anything."""
+    results, summaries = real_results
+    with connect(service_url) as conn:
+        assert migrate(conn) == []  # nothing pending: starts without DDL rights
+        written = StoreWriter(conn).write(results[:10], summaries)
+        assert written.results_written == 10
+        for ddl in ("ALTER TABLE face_results ADD COLUMN sneaky int", "CREATE TABLE sneaky (x int)",
+                    "DROP TABLE api_keys", "CREATE INDEX sneaky ON face_results (seq)",
+                    "DELETE FROM face_results", "DROP TABLE face_results_" + time.strftime("%Y%m%d", time.gmtime())):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                with conn.transaction():
+                    conn.execute(ddl)
 
+
+def _aged(results, summaries, name: str, days: float):
+    """Copies of a session's results and summary as if captured ``days`` ago, as session ``name``."""
+    shift = int(days * 86_400_000)
+    rs = [dataclasses.replace(r, session_id=name, face_key=f"{name}/0", capture_ms=r.capture_ms - shift)
+          for r in results]
+    ss = [dataclasses.replace(s, session_id=name, face_key=f"{name}/0", started_ms=s.started_ms - shift,
+                              ended_ms=s.ended_ms - shift, closed_ms=s.closed_ms - shift) for s in summaries]
+    return rs, ss
+
+
+def _partitions(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        return {n for (n,) in conn.execute("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                                           "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'face_results'")}
+
+
+def test_the_sink_drops_days_past_the_retention_as_the_services_role(service_url, database_url, real_results,
+                                                                     make_settings, sink_thread):
+    from infra import metrics
+    from sinks.store.retention import partition_day
+
+    results, summaries = real_results
+    old, old_summaries = _aged(results[:20], summaries, "old", 40)  # past 30 days: goes
+    recent, recent_summaries = _aged(results[:20], summaries, "recent", 28)  # within: stays
+    with connect(service_url) as conn:
+        StoreWriter(conn).write(old + recent + results[:20], old_summaries + recent_summaries + summaries)
+    before = _partitions(database_url)
+    dropped_before = metrics.RETENTION_DROPPED._value.get()
+    sink = sink_thread(make_settings(retention_days=30), service_url)  # as the services' role
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _partitions(database_url) == before:
+        time.sleep(0.2)
+    sink.stop()
+    (gone,) = before - _partitions(database_url)
+    assert partition_day(gone).isoformat() == time.strftime("%Y-%m-%d", time.gmtime(old[0].capture_ms / 1000))
+    assert metrics.RETENTION_DROPPED._value.get() - dropped_before == 1
+    with psycopg.connect(database_url) as conn:
+        for table in ("face_results", "sessions", "session_summaries"):
+            by_session = dict(conn.execute(f"SELECT session_id, count(*) FROM {table} GROUP BY 1").fetchall())
+            assert "old" not in by_session, table
+            assert by_session["recent"] > 0 and by_session[results[0].session_id] > 0, table
+    # A late result for a dropped day gets its partition back rather than failing the batch.
+    with connect(service_url) as conn:
+        assert StoreWriter(conn).write(old[:1], []).results_written == 1
+    with pytest.raises(ValueError, match="at least 1"):
+        with connect(database_url) as conn:
+            from sinks.store.retention import apply_retention
+
+            apply_retention(conn, 0)
+
+
+def test_queries_see_only_a_tenants_devices(database_url, real_results):
+    from sinks.gateway import auth
+    from sinks.store.tenants import assign_device, assigned_devices, owners, unassign_device
+
+    results, summaries = real_results
+    acme, _ = _aged(results[:30], summaries, "acme-run", 0)
+    globex = [dataclasses.replace(r, device_id="globex-cam") for r in _aged(results[:30], summaries, "globex-run", 0)[0]]
+    acme = [dataclasses.replace(r, device_id="acme-cam") for r in acme]
+    with connect(database_url) as conn:
+        migrate(conn)
+        StoreWriter(conn).write(acme + globex, [])
+        assign_device(conn, "acme-cam", "acme")
+        assign_device(conn, "globex-cam", "globex")
+        _, mojo_key = auth.create_key(conn, "acme-kiosk", tenant="acme")
+        with pytest.raises(ValueError, match="namespace"):
+            assign_device(conn, mojo_key.namespace, "globex")  # a key's namespace is its tenant's
+        assert owners(conn) == {"acme-cam": "acme", "globex-cam": "globex", mojo_key.namespace: "acme"}
+        assert [d.device_id for d in assigned_devices(conn, "acme")] == ["acme-cam"]
+
+        assert [r["session_id"] for r in queries.sessions(conn, tenant="acme")] == ["acme-run"]
+        assert {r["session_id"] for r in queries.sessions(conn)} == {"acme-run", "globex-run"}  # the owner's CLI
+        assert queries.session_summary(conn, "globex-run", tenant="acme") == []
+        assert queries.timeline(conn, "globex-run", tenant="acme") == []
+        assert queries.series(conn, "globex-run", tenant="acme") == []
+        assert len(queries.session_summary(conn, "globex-run", tenant="globex")) == 1
+        assert queries.timeline(conn, "acme-run", tenant="acme") and queries.series(conn, "acme-run", tenant="acme")
+        assert sum(b["frames"] for b in queries.distribution(conn, "attention", tenant="acme")) == 30
+        assert sum(b["frames"] for b in queries.distribution(conn, "attention", tenant="nobody")) == 0
+        # A device taken from its tenant is seen by nobody but the owner's queries (and admin keys).
+        assert unassign_device(conn, "globex-cam") and not unassign_device(conn, "globex-cam")
+        assert queries.sessions(conn, tenant="globex") == []
+
+
+def test_forget_erases_a_session_from_every_table_and_the_changelog(database_url, real_results, make_settings):
     from click.testing import CliRunner
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
@@ -206,8 +295,10 @@ def test_forget_erases_a_session_from_every_table_and_the_changelog(database_url
     from infra.topics import changelog_topic, ensure_topics
 
     results, summaries = real_results
-    gone_sid, gone_key = results[0].session_id, results[0].face_key
-    kept = [dataclasses.replace(r, session_id="kept", face_key="kept/0") for r in results[:5]]
+    # The session to forget ends now (so it may be live); the one to keep ended a day ago.
+    results, summaries = _aged(results, summaries, "gone", (results[-1].capture_ms - time.time() * 1000) / 86_400_000)
+    gone_sid, gone_key = "gone", "gone/0"
+    kept = _aged(results[:5], [], "kept", 1)[0]
     with connect(database_url) as conn:
         migrate(conn)
         StoreWriter(conn).write(results + kept, summaries)
@@ -224,7 +315,12 @@ def test_forget_erases_a_session_from_every_table_and_the_changelog(database_url
     env = {**settings_env(s), "DATABASE_URL": database_url}
     both = runner.invoke(main, ["forget", "--session", gone_sid, "--device", "x"], env=env)
     assert both.exit_code != 0 and "exactly one" in both.output
-    out = runner.invoke(main, ["forget", "--session", gone_sid], env=env)
+    # The session's frames are minutes old at most: it may still be live, so forget wants --force.
+    live = runner.invoke(main, ["forget", "--session", gone_sid], env=env)
+    assert live.exit_code != 0 and "may still be live" in live.output and "--force" in live.output
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM face_results WHERE session_id = %s", (gone_sid,)).fetchone()[0]
+    out = runner.invoke(main, ["forget", "--session", gone_sid, "--force"], env=env)
     assert out.exit_code == 0, out.output
     assert f"{len(results)} from face_results" in out.output and "1 face state(s) tombstoned" in out.output
 
