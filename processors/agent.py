@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 
 from aiokafka.partitioner import DefaultPartitioner
@@ -37,6 +37,26 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def quiet_partitions(progress: dict[int, tuple[int | None, int | None]], now: int, rebalanced_ms: int,
+                     gap_ms: int) -> set[int]:
+    """The partitions whose idle sessions may close: ``progress`` maps each owned partition to
+    (its end offset, the next offset this worker expects to process), either None when unknown.
+
+    A session looks idle when no frame of it was processed for a gap, but its frames may be
+    waiting in the partition (a worker restarted behind a backlog): only a partition with nothing
+    waiting is quiet. One this worker has processed nothing from since the last rebalance may hold
+    such a backlog: it counts as quiet only after ``max(6 gaps, 30 s)`` without a frame from it."""
+    unread_wait = max(6 * gap_ms, 30_000)
+    quiet = set()
+    for partition, (end, expected) in progress.items():
+        if expected is None:
+            if now - rebalanced_ms > unread_wait:
+                quiet.add(partition)
+        elif end is not None and end <= expected:
+            quiet.add(partition)
+    return quiet
+
+
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner (murmur2, as every client uses) gives ``key``:
     a face's frames, its Table entry and its changelog record all live in this partition."""
@@ -57,23 +77,32 @@ class FrameBatches:
     producer: Callable[[], ProducerT]  # Faust's producer, once the app has started it
     processor: FrameProcessor
     guard: OffsetGuard = field(default_factory=OffsetGuard)
+    # Tells the stream engine that offsets it skipped were read back and processed (their results
+    # delivered), so it may commit past them: ``processors.app`` gives Faust's consumer the acks.
+    acknowledge: Callable[[int, range], None] = lambda partition, offsets: None
+    # Where a partition resumes after a (re)assignment: its group's committed offset (None: unknown).
+    committed: Callable[[int], Awaitable[int | None]] | None = None
     gaps: GapReader = field(init=False)
 
     def __post_init__(self) -> None:
         self.gaps = GapReader(self.s.bootstrap, self.s.frames_topic)
 
-    async def _payloads(self, events: Sequence[EventT]) -> list[bytes | None]:
+    async def _payloads(self, events: Sequence[EventT],
+                        read_back: list[tuple[int, range]]) -> list[bytes | None]:
         """The batch's frame payloads in offset order per partition: repeats dropped, gaps read back
-        (``processors.gaps``)."""
+        (``processors.gaps``; each gap read is appended to ``read_back``)."""
         out: list[bytes | None] = []
         for event in events:
             m = event.message
+            if self.committed is not None and m.partition not in self.guard.expected:
+                self.guard.start_at(m.partition, await self.committed(m.partition))
             fresh, missing = self.guard.admit(m.partition, m.offset)
             if missing:
                 metrics.ENGINE_REPAIRS.labels("gap").inc(len(missing))
                 log.warning("the stream engine skipped offsets %d-%d of %s partition %d: read back from Kafka",
                             missing.start, missing.stop - 1, m.topic, m.partition)
                 out.extend(await self.gaps.read(m.partition, missing))
+                read_back.append((m.partition, missing))
             if fresh:
                 out.append(event.value)
             else:
@@ -84,7 +113,8 @@ class FrameBatches:
         s = self.s
         frames: list[LandmarkFrame] = []
         pending: list[asyncio.Future] = []
-        for payload in await self._payloads(events):
+        read_back: list[tuple[int, range]] = []
+        for payload in await self._payloads(events, read_back):
             try:
                 if payload is not None and len(payload) > s.max_frame_bytes:
                     raise Oversized(f"message of {len(payload)} bytes is over the {s.max_frame_bytes} accepted "
@@ -102,16 +132,18 @@ class FrameBatches:
                                                               for r in out.results)))
             metrics.STALE_FRAMES.inc(out.stale)
         await self._delivered(pending)
+        for partition, offsets in read_back:  # their results are out: the engine may commit past them
+            self.acknowledge(partition, offsets)
         if frames:
             metrics.FRAMES_IN.labels("worker").inc(len(frames))
             metrics.RESULTS_OUT.labels("worker").inc(len(out.results))
             for r in out.results:
                 metrics.LATENCY.observe(max(0.0, (r.processed_ms - r.capture_ms) / 1000.0))
 
-    async def close_idle(self, owned: set[int], now: int, rebalanced_ms: int) -> int:
-        """Close the sessions idle for ``session_gap_s``: summary out, then a tombstone. Nothing
-        closes within one gap of the last rebalance (a restarted worker first reads its backlog,
-        whose faces are not idle). Returns the number closed."""
+    async def close_idle(self, quiet: set[int], now: int, rebalanced_ms: int) -> int:
+        """Close the sessions idle for ``session_gap_s`` on the ``quiet`` partitions (nothing of
+        theirs waiting to be processed: ``quiet_partitions``): summary out, then a tombstone.
+        Nothing closes within one gap of the last rebalance. Returns the number closed."""
         gap_ms = int(self.s.session_gap_s * 1000)
         if now - rebalanced_ms < gap_ms:
             return 0
@@ -119,8 +151,8 @@ class FrameBatches:
         for key, session in list(self.sessions.items()):
             if session is None or now - session.last_seen_ms <= gap_ms:
                 continue
-            if partition_of(key, self.s.partitions) not in owned:
-                continue  # a copy left from a partition another worker owns now
+            if partition_of(key, self.s.partitions) not in quiet:
+                continue  # frames of it may be waiting, or a copy of a partition another worker owns now
             idle.append((key, session))
         if not idle:
             return 0

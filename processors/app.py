@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import faust
@@ -23,7 +24,8 @@ from infra import metrics
 from infra.settings import Settings
 from infra.topics import SESSIONS_TABLE
 from processors import codec
-from processors.agent import FrameBatches, now_ms
+from processors.agent import FrameBatches, now_ms, quiet_partitions
+from processors.gaps import CommittedOffsets
 from processors.pipeline import FrameProcessor
 
 log = logging.getLogger(__name__)
@@ -66,7 +68,14 @@ def create_app(s: Settings, processor: FrameProcessor | None = None) -> faust.Ap
         help="Per-face session state (processors.session.FaceSession)",
     )
     processor = processor or FrameProcessor(onnx_threads=s.onnx_threads, blendshapes=s.blendshapes)
-    batches = FrameBatches(s, sessions, lambda: app.producer, processor)
+    committed = CommittedOffsets(s.bootstrap, s.app_id, s.frames_topic)
+
+    async def committed_offset(partition: int) -> int | None:
+        return await asyncio.to_thread(committed.get, partition)
+
+    batches = FrameBatches(s, sessions, lambda: app.producer, processor,
+                           acknowledge=lambda part, offsets: ack_read_back(app, s.frames_topic, part, offsets),
+                           committed=committed_offset)
     rebalanced = {"ms": now_ms(), "ready": False}
     metrics.CONSUMER_LAG.labels("worker").set(0)  # exposed from the start, updated by the timer
 
@@ -96,17 +105,38 @@ def create_app(s: Settings, processor: FrameProcessor | None = None) -> faust.Ap
         if app.rebalancing:
             return
         owned = [tp for tp in app.consumer.assignment() if tp.topic == s.frames_topic]
-        if await batches.close_idle({tp.partition for tp in owned}, now_ms(), rebalanced["ms"]):
+        # Per partition: its end, and the next offset this worker expects to process.
+        progress = {tp.partition: (app.consumer.highwater(tp), batches.guard.expected.get(tp.partition))
+                    for tp in owned}
+        now = now_ms()
+        quiet = quiet_partitions(progress, now, rebalanced["ms"], int(s.session_gap_s * 1000))
+        if await batches.close_idle(quiet, now, rebalanced["ms"]):
             count_sessions()
-        # Frames between what this worker has processed and the end of its partitions.
-        lag = 0
-        for tp in owned:
-            end, done = app.consumer.highwater(tp), batches.guard.expected.get(tp.partition)
-            if end is not None and done is not None:
-                lag += max(0, end - done)
+        lag = sum(max(0, end - done) for end, done in progress.values() if end is not None and done is not None)
         metrics.CONSUMER_LAG.labels("worker").set(lag)
 
     return app
+
+
+def ack_read_back(app: faust.App, topic: str, partition: int, offsets: range) -> None:
+    """Mark ``offsets`` of ``topic[partition]`` acknowledged in Faust's consumer, as its own
+    ``Consumer.ack`` does for an event. They are offsets its stream skipped (after a restart the
+    first event it delivers may lie past the committed offset) and ``FrameBatches`` read back and
+    processed; without this Faust never commits past them (its commit offset waits for them
+    forever, found by the chaos run). Faust has no public call for it: this uses the same
+    bookkeeping (``_acked``, ``_acked_index``) under the same lock, for the pinned faust-streaming."""
+    from faust.types.tuples import TP, ack_lock
+
+    consumer = app.consumer
+    tp = TP(topic, partition)
+    with ack_lock:
+        committed = consumer._committed_offset[tp]
+        index, acked = consumer._acked_index[tp], consumer._acked[tp]
+        for offset in offsets:
+            if (committed is None or offset >= committed) and offset not in index:
+                index.add(offset)
+                acked.append(offset)
+                consumer._n_acked += 1
 
 
 def __getattr__(name: str) -> faust.App:
