@@ -10,6 +10,8 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 FRAMES_IN = Counter("facestream_frames_in_total", "Face-frames accepted for processing", ["service"])
 RESULTS_OUT = Counter("facestream_results_out_total", "Results produced or delivered", ["service"])
+FRAMES_REFUSED = Counter("facestream_frames_refused_total", "Frames not accepted because the broker did not take "
+                         "them in time (the client was told)", ["service", "reason"])
 DEAD_LETTERS = Counter("facestream_dead_letters_total", "Refused inputs, by reason", ["service", "reason"])
 STALE_FRAMES = Counter("facestream_stale_frames_total", "Duplicate or out-of-order frames (re-emitted, "
                        "state not advanced)")
@@ -28,6 +30,8 @@ IMAGES_THROTTLED = Counter("facestream_images_throttled_total", "Image uploads r
                            "or the images being analysed at once)")
 RETENTION_DROPPED = Counter("facestream_retention_partitions_dropped_total", "Days of face_results dropped "
                             "by the store's retention")
+SINK_REJOINS = Counter("facestream_sink_rejoins_total", "Store-sink consumers started afresh after holding no "
+                       "partition for FACESTREAM_SINK_REJOIN_TIMEOUT_S")
 DB_RETRIES = Counter("facestream_store_retries_total", "Batches retried because PostgreSQL was unavailable")
 
 

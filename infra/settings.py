@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     sink_group: str = Field("facestream-store", description="consumer group of the store sink")
     sink_instance_id: str | None = Field(
         None, description="this sink's static member id instead of <host>-sink-<slot>")
+    sink_rejoin_timeout_s: float = Field(30.0, gt=0, description="a store sink holding no partition this long "
+                                         "starts its consumer afresh (a stuck group rejoin)")
     retention_days: int = Field(30, ge=0, description="whole UTC days of results the store keeps: the sink "
                                 "drops older days of face_results and the sessions that ended before them; "
                                 "0 keeps everything")
@@ -127,6 +129,9 @@ class Settings(BaseSettings):
     dashboard_enabled: bool = Field(True, description="serve /dashboard and the live and history APIs (to "
                                     "keys with the read scope, or after signing in with one)")
     max_fps_per_token: float = Field(60.0, gt=0, description="facemesh events per second per connection")
+    gateway_send_timeout_s: float = Field(40.0, gt=0, description="longest the gateway waits for the broker to "
+                                          "take a frame; past it the client gets an error event (reason "
+                                          "unavailable) for that frame")
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

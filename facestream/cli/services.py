@@ -162,7 +162,7 @@ def sink() -> None:
 
     s = settings()
     ensure_broker(s)
-    store = StoreSink(s, database(s))
+    store = StoreSink(s, database(s, migrate=False))  # the sink waits for the database itself
     from infra import metrics
 
     metrics.serve(s.sink_metrics_port, s.metrics_host)

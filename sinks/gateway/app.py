@@ -26,6 +26,7 @@ from typing import Any
 
 import socketio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
@@ -94,9 +95,12 @@ class Gateway:
         self.s = settings
         self.url = database_url
         origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+        # A connection's events are handled one after another on its own read loop (not one task
+        # each): a client that sends faster than the broker takes its frames is slowed by TCP,
+        # instead of piling up tasks and memory in the gateway (found by the chaos run).
         self.sio = socketio.AsyncServer(async_mode="asgi", namespaces="*", cors_allowed_origins=origins or None,
                                         max_http_buffer_size=settings.max_event_bytes, logger=False,
-                                        engineio_logger=False, json=fastjson)
+                                        engineio_logger=False, json=fastjson, async_handlers=False)
         self.conns: dict[str, Connection] = {}  # socket sid -> connection
         self.sessions: dict[str, str] = {}  # Mojo session id -> socket sid
         self.followers: dict[str, int] = {}  # edge session id -> local subscribers
@@ -116,7 +120,8 @@ class Gateway:
     async def start(self) -> None:
         await run_in_threadpool(self._migrate)
         self.producer = AIOKafkaProducer(bootstrap_servers=self.s.bootstrap, acks="all", linger_ms=2,
-                                         client_id="facestream-gateway")
+                                         client_id="facestream-gateway",
+                                         request_timeout_ms=int(self.s.gateway_send_timeout_s * 1000))
         await self.producer.start()
         consumer = AIOKafkaConsumer(self.s.results_topic, bootstrap_servers=self.s.bootstrap, group_id=None,
                                     auto_offset_reset="latest", client_id="facestream-gateway")
@@ -229,7 +234,18 @@ class Gateway:
                                str(exc), data)
             return
         assert self.producer is not None
-        await self.producer.send_and_wait(self.s.frames_topic, key=frame.key.encode(), value=frame.encode())
+        try:
+            await self.producer.send_and_wait(self.s.frames_topic, key=frame.key.encode(), value=frame.encode())
+        except KafkaError as exc:
+            # Not accepted: the client is told (the frame, not the connection, is lost), never silence.
+            self.stats.event_errors["unavailable"] = self.stats.event_errors.get("unavailable", 0) + 1
+            metrics.FRAMES_REFUSED.labels("gateway", "unavailable").inc()
+            log.warning("frame %d of session %s not accepted by the broker: %s", seq, conn.session_id,
+                        type(exc).__name__)
+            await self.sio.emit("error", {"error": f"frame {seq} was not accepted: the broker did not take it within "
+                                                   f"{self.s.gateway_send_timeout_s:g} s ({type(exc).__name__})",
+                                          "reason": "unavailable", "seq": seq}, to=sid, namespace=namespace)
+            return
         self.stats.frames_in += 1
         metrics.FRAMES_IN.labels("gateway").inc()
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
 import psycopg
-from kafka import KafkaConsumer
+from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.errors import CommitFailedError, RebalanceInProgressError
 
 from infra import membership, metrics
@@ -130,6 +130,24 @@ class StoreWriter:
         return st
 
 
+class _Joined(ConsumerRebalanceListener):
+    """Tells the sink when the group has settled (partitions assigned), so it may commit again."""
+
+    def __init__(self, sink: StoreSink) -> None:
+        self.sink = sink
+
+    def on_partitions_revoked(self, revoked) -> None:
+        log.info("partitions revoked: %s", _names(revoked))
+
+    def on_partitions_assigned(self, assigned) -> None:
+        log.info("partitions assigned: %s", _names(assigned))
+        self.sink.rejoining = False
+
+
+def _names(parts) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(parts)) or "none"
+
+
 @dataclass
 class SinkStats:
     batches: int = 0
@@ -149,21 +167,24 @@ class StoreSink:
         self.url = database_url
         self.stats = SinkStats()
         self.stop = threading.Event()
-        with connect(database_url) as conn:
-            migrate(conn)
+        # Migrated now when the database answers (callers may rely on the tables); if it is away,
+        # ``run`` waits for it.
+        self._ready = self._wait_for_database(attempts=1)
         self._conn: psycopg.Connection | None = None
         self._writer: StoreWriter | None = None
         self._retention_due = 0.0  # monotonic time of the next retention pass (0: at start)
+        self.rejoining = False  # a commit failed in a rebalance: none until partitions are assigned again
 
     def _consumer(self, instance_id: str | None) -> KafkaConsumer:
-        return KafkaConsumer(
-            self.s.results_topic, self.s.summaries_topic,
+        consumer = KafkaConsumer(
             bootstrap_servers=self.s.bootstrap.split(","), group_id=self.s.sink_group, group_instance_id=instance_id,
             client_id=f"facestream-sink-{self.s.device_id}", enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=self.s.sink_batch_size,
             # The loop stops polling while the database is away; don't get evicted meanwhile.
             max_poll_interval_ms=15 * 60 * 1000,
         )
+        consumer.subscribe([self.s.results_topic, self.s.summaries_topic], listener=_Joined(self))
+        return consumer
 
     def _write(self, results: list[FaceResult], summaries: list[SessionSummary]) -> None:
         """Write one batch, retrying with backoff until it lands or ``stop`` is set."""
@@ -228,7 +249,36 @@ class StoreSink:
                 lag += max(0, end - consumer.position(tp))
         metrics.CONSUMER_LAG.labels("sink").set(lag)
 
+    def _wait_for_database(self, attempts: int | None = None) -> bool:
+        """Connect and apply pending migrations, retrying with backoff while PostgreSQL does not
+        answer (a sink started during a database outage waits it out instead of exiting). False
+        when stopped first, or after ``attempts`` failed tries; a database that refuses the
+        migrations (privileges) raises StoreError."""
+        delay, tried = 0.5, 0
+        while not self.stop.is_set():
+            try:
+                with connect(self.url) as conn:
+                    migrate(conn)
+                return True
+            except (StoreError, psycopg.OperationalError) as exc:
+                cause = exc.__cause__ if isinstance(exc, StoreError) else exc
+                if not isinstance(cause, psycopg.OperationalError):
+                    raise
+                tried += 1
+                self.stats.db_retries += 1
+                metrics.DB_RETRIES.inc()
+                why = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+                if attempts is not None and tried >= attempts:
+                    log.warning("PostgreSQL unavailable at start (%s); the sink will wait for it", why)
+                    return False
+                log.warning("PostgreSQL unavailable at start (%s); retrying in %.1f s", why, delay)
+                self.stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+        return False
+
     def run(self) -> SinkStats:
+        if not self._ready and not self._wait_for_database():
+            return self.stats
         # Static membership (infra.membership): a restarted sink takes its partitions back at once.
         member = (membership.claim("sink", self.s.sink_group, self.s.cache_dir / "members", self.s.sink_instance_id)
                   if self.s.static_membership else None)
@@ -243,9 +293,25 @@ class StoreSink:
         results: list[FaceResult] = []
         summaries: list[SessionSummary] = []
         first: float | None = None  # when the batch being gathered got its first record
+        unassigned = time.monotonic()  # since when the consumer has held no partition (None: it holds some)
         try:
             while not self.stop.is_set():
                 self._retain()
+                if consumer.assignment():
+                    unassigned = None
+                elif unassigned is None:
+                    unassigned = time.monotonic()
+                elif time.monotonic() - unassigned > self.s.sink_rejoin_timeout_s:
+                    # A rejoin that never completes (seen on the embedded broker after a restarted
+                    # sink's partitions were revoked again mid-join, found by the chaos run): start
+                    # over with a new consumer under the same member id. Nothing is lost: what was
+                    # not committed is read again, and the store keeps one row per frame.
+                    log.warning("no partitions for %.0f s: the group rejoin is stuck; joining again with a new "
+                                "consumer", time.monotonic() - unassigned)
+                    consumer.close(autocommit=False)
+                    consumer = self._consumer(member.instance_id if member else None)
+                    self.rejoining, unassigned = False, time.monotonic()
+                    metrics.SINK_REJOINS.inc()
                 polled = paced_poll(consumer, pacer, max(1, self.s.sink_batch_size - len(results) - len(summaries)),
                                     int(self.s.sink_batch_within_s * 1000))
                 for tp, messages in polled.items():
@@ -272,13 +338,18 @@ class StoreSink:
                 except InterruptedError:
                     break  # not committed: the batch is redelivered on restart
                 results, summaries, first = [], [], None
+                if self.rejoining:
+                    continue  # commit once the group has settled (below): what was written is kept
                 try:
                     consumer.commit()  # the positions: everything polled is in the batch just written
                 except (CommitFailedError, RebalanceInProgressError) as exc:
                     # Our partitions moved (or are moving: a restarted static member rejoining)
                     # while we wrote; whoever owns them next redelivers what we wrote, and the
-                    # conflict rule keeps it single. The next poll completes the rebalance.
-                    log.warning("offset commit failed during a rebalance (%s); records will be redelivered", exc)
+                    # conflict rule keeps it single. No commit until the rejoin completes: a commit
+                    # in the middle of it fails and starts it over, forever (found by the chaos run).
+                    self.rejoining = True
+                    log.warning("offset commit failed during a rebalance (%s); records will be redelivered; "
+                                "committing again once the group has settled", exc)
         finally:
             consumer.close()
             if self._conn is not None:

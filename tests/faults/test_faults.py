@@ -215,3 +215,42 @@ def test_gateway_dies_clients_reconnect(make_settings, start_worker, start_gatew
                   "calculations continue on the other process", lost, dup)
     assert (lost, dup) == (0, 0)
     again.close()
+
+
+def test_a_stalled_broker_tells_the_gateways_clients_and_holds_nothing_back(tmp_path: Path, make_settings,
+                                                                           start_gateway, database_url,
+                                                                           wolfgang_frames):
+    """Found by the chaos run: while the broker stalled, the gateway queued a task per facemesh
+    event (its memory doubled) and frames the broker never took were dropped without a word."""
+    from tests.sinks.test_gateway import MojoClient, _key, _token
+
+    base = Settings(embedded_kafka_port=_free_port(), data_dir=tmp_path / "own-broker", kafka_bootstrap_servers=None)
+    st = start_broker(base)
+    try:
+        s = make_settings(kafka_bootstrap_servers=st.address, gateway_send_timeout_s=2.0)
+        ensure_topics(s)
+        key, ns = _key(database_url, "stall")
+        gw = start_gateway(s, database_url)
+        client = MojoClient(gw.url, ns, _token(gw.url, key)["auth_token"])
+        client.send(wolfgang_frames[:10])
+        time.sleep(1.0)
+        assert client.errors == []
+        os.kill(st.pid, signal.SIGSTOP)  # the broker stops answering (our own broker, by its pid)
+        try:
+            t0 = time.monotonic()
+            client.send(wolfgang_frames[10:13], fps=100)
+            assert wait_for(lambda: len(client.errors) == 3, 30), client.errors
+            waited = time.monotonic() - t0
+        finally:
+            os.kill(st.pid, signal.SIGCONT)
+        assert {e["reason"] for e in client.errors} == {"unavailable"}
+        assert [e["seq"] for e in client.errors] == [10, 11, 12]
+        assert waited >= 3 * 2.0 - 0.5, "one frame at a time: each waited its own timeout"
+        client.send(wolfgang_frames[13:20])
+        time.sleep(2.0)
+        assert len(client.errors) == 3, "the broker is back: frames are accepted again"
+        report.record("fault", "broker stalled (SIGSTOP) under a Mojo client; gateway send timeout 2 s", 3,
+                      "`error` event (reason `unavailable`) per frame not taken; connection kept", 0, 0)
+        client.close()
+    finally:
+        stop_broker(base)

@@ -339,3 +339,67 @@ def test_forget_erases_a_session_from_every_table_and_the_changelog(database_url
     c.close()
     assert latest[gone_key] is None, "the forgotten face's latest changelog value is a tombstone"
     assert latest["kept/0"] is not None
+
+
+def test_a_sink_started_while_the_database_is_away_waits_for_it(database_url, make_settings, real_results):
+    """Found by the chaos run: a sink restarted while PostgreSQL was frozen exited at start
+    ("cannot connect"), and stayed down. It now waits, as it does for a batch."""
+    import asyncio
+
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from infra.embedded import free_port
+    from infra.topics import ensure_topics
+
+    target = conninfo_to_dict(database_url)
+    if target.get("host", "").startswith("/") or not target.get("host"):
+        pytest.skip("the test database is reached over a Unix socket; this test needs TCP")
+    port = free_port()
+    url = make_conninfo(**{**target, "host": "127.0.0.1", "port": str(port)})
+    s = make_settings()
+    ensure_topics(s)
+    sink = StoreSink(s, url)
+    t = threading.Thread(target=sink.run, daemon=True)
+    t.start()  # nothing listens on the port yet: the database is away
+    time.sleep(3.0)
+    assert t.is_alive() and sink.stats.db_retries >= 2
+
+    # The database comes back: a plain TCP relay to the real server appears on that port.
+    loop = asyncio.new_event_loop()
+
+    async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while data := await r.read(65536):
+            w.write(data)
+            await w.drain()
+        w.close()
+
+    async def relay(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        ur, uw = await asyncio.open_connection(target["host"], int(target.get("port", 5432)))
+        await asyncio.gather(pipe(r, uw), pipe(ur, w), return_exceptions=True)
+
+    server = loop.run_until_complete(asyncio.start_server(relay, "127.0.0.1", port))
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    try:
+        from kafka import KafkaProducer as Producer
+
+        results, _ = real_results
+        p = Producer(bootstrap_servers=s.bootstrap)
+        for r in results[:20]:
+            p.send(s.results_topic, key=r.session_id.encode(), value=r.encode())
+        p.flush()
+        p.close()
+        def stored() -> int:  # the tables appear once the sink has reached the database
+            try:
+                return _count(database_url, "face_results")
+            except psycopg.errors.UndefinedTable:
+                return 0
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and stored() < 20:
+            time.sleep(0.2)
+        assert stored() == 20
+    finally:
+        sink.stop.set()
+        t.join(30)
+        loop.call_soon_threadsafe(server.close)
+        loop.call_soon_threadsafe(loop.stop)
