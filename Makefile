@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # opencv-python-headless; it is installed without dependencies (pyproject lists what it needs).
 MEDIAPIPE := mediapipe==1.2.2
 
-.PHONY: install demo test bench browser up down clean
+.PHONY: install demo test bench chaos browser up down clean
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,11 @@ test: install browser
 # Performance figures (not part of the tests): bench/results/README.md and *.json.
 bench: install
 	$(BIN)/python -m bench
+
+# Five minutes of random faults under 50 faces x 30 Hz; its table replaces the chaos section of
+# docs/RELIABILITY.md. KAFKA_BOOTSTRAP_SERVERS=<a real Kafka> adds the two-worker faults.
+chaos: install
+	$(BIN)/facestream chaos
 
 up: install
 	$(BIN)/facestream up --all

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from infra import assets
-from infra.embedded import start_broker, stop_broker
+from infra.embedded import free_port, start_broker, stop_broker  # noqa: F401  (free_port: for the sections)
 from infra.settings import Settings
 from schemas import LandmarkFrame
 
@@ -51,14 +51,6 @@ class Figure:
     target: str = ""
     met: bool | None = None
     note: str = ""
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- 2. processor throughput ------------------------------------------------------------------------

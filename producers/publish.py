@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from kafka import KafkaProducer
@@ -118,9 +118,12 @@ class Publisher:
             enable_idempotence=False,
         )
 
-    def send(self, frame: LandmarkFrame) -> None:
+    def send(self, frame: LandmarkFrame, on_ack: Callable[[LandmarkFrame], None] | None = None) -> None:
+        """Queue ``frame``; ``on_ack(frame)`` runs (on the producer's thread) once the broker has it."""
         fut = self._producer.send(self.topic, key=frame.key.encode(), value=frame.encode())
         fut.add_errback(self.errors.append)
+        if on_ack is not None:
+            fut.add_callback(lambda _: on_ack(frame))
 
     def flush(self, timeout_s: float | None = None) -> None:
         self._producer.flush(timeout=timeout_s)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -26,17 +25,13 @@ import pytest
 from kafka import KafkaConsumer
 
 from facestream.services import spawn, stop
-from infra.embedded import start_broker, stop_broker
+from infra.embedded import free_port, start_broker, stop_broker
 from infra.settings import Settings
 from infra.topics import ensure_topics
 from schemas import FACE_RESULT, SESSION_SUMMARY, FaceResult, SessionSummary, decode, peek_header
 from sinks.store.writer import StoreSink
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_free_port = free_port
 
 
 # FACESTREAM_TEST_CONTAINERS=1 runs the integration suite against real Apache Kafka and

@@ -12,7 +12,7 @@ from infra.settings import Settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--log-level", default="warning", show_default=True,
+@click.option("--log-level", default="warning", show_default=True, envvar="FACESTREAM_LOG_LEVEL",
               type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--log-format", default=lambda: Settings().log_format,
               show_default="text, or $FACESTREAM_LOG_FORMAT", type=click.Choice(["text", "json"]),

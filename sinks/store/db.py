@@ -49,6 +49,14 @@ def embedded_running(s: Settings) -> bool:
     return (_pgdata(s) / "postmaster.pid").exists()
 
 
+def embedded_postmaster(s: Settings) -> int | None:
+    """The pid of the embedded PostgreSQL's postmaster, if it runs."""
+    try:
+        return int((_pgdata(s) / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+
+
 def stop_embedded(s: Settings) -> bool:
     """Stop the embedded PostgreSQL if it runs; True if it was running."""
     if not embedded_running(s):

@@ -31,6 +31,7 @@ class Access:
 
 ROWS: list[Row] = []
 ACCESS: list[Access] = []
+CHAOS: list[str] = []  # the one-minute chaos run's table (tests/facestream/chaos/test_run.py)
 
 
 def record(kind: str, case: str, in_flight: int, outcome: str, lost: int, duplicated: int) -> None:
@@ -40,6 +41,10 @@ def record(kind: str, case: str, in_flight: int, outcome: str, lost: int, duplic
 def access(route: str, caller: str, answer: str, leaked: int) -> None:
     """What one data route answered one kind of caller (tests/sinks/test_tenants.py)."""
     ACCESS.append(Access(route, caller, answer, leaked))
+
+
+def chaos(lines: list[str]) -> None:
+    CHAOS[:] = ["", *lines]
 
 
 def _access_table() -> list[str]:
@@ -61,8 +66,11 @@ def _access_table() -> list[str]:
 
 
 def write(path: Path = ROOT / "docs" / "RELIABILITY.md") -> None:
-    if not ROWS and not ACCESS:
+    if not ROWS and not ACCESS and not CHAOS:
         return
+    from facestream.chaos.table import kept_block
+
+    kept = kept_block(path)  # `make chaos` writes its table between markers: a test run keeps it
     try:
         commit = subprocess.run(["git", "describe", "--always"], capture_output=True, text=True,
                                 cwd=ROOT).stdout.strip()
@@ -114,6 +122,8 @@ def write(path: Path = ROOT / "docs" / "RELIABILITY.md") -> None:
         "* Producers retry until `delivery.timeout.ms` and block when their buffer is full",
         "  (`max_block_ms` = 120 s): size `buffer.memory` for the outage you want to ride out.",
     ]
-    lines += _access_table()
+    lines += _access_table() + CHAOS
+    if kept:
+        lines += ["", kept]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
