@@ -55,6 +55,7 @@ class ChaosResult:
     not_run: list[str] = field(default_factory=list)
     broker: str = ""
     edge_sent: int = 0
+    traffic_s: float = 0.0  # how long the traffic ran
     seconds: float = 0.0
 
     @property
@@ -227,6 +228,7 @@ def run(base: Settings, p: ChaosParams, *, work_dir: Path, database_url: str | N
             time.sleep(0.25)
         time.sleep(max(0.0, t0 + p.minutes * 60 - time.monotonic()))
         result.rss = {n: (warm[n], rss_bytes(parts.pid(n) or 0)) for n in watched}
+        result.traffic_s = time.monotonic() - t0
         edge.stop()
         mojo.stop()
         result.edge_sent = edge.sent

@@ -60,7 +60,10 @@ def render(r: ChaosResult, heading: str = "## Chaos at load") -> list[str]:
     growth = r.rss_growth
     rss = ", ".join(f"{n} {w / 2**20:.0f} -> {e / 2**20:.0f} MB ({growth[n]:+.0%})" for n, (w, e) in r.rss.items())
     lag = "never within 120 s" if r.lag_recovery_s is None else f"{r.lag_recovery_s:.1f} s"
+    sent = (v.mojo_sent + r.edge_sent) / r.traffic_s if r.traffic_s else 0.0
     lines += [
+        f"| frames sent per second (asked: {p.faces} x {p.fps:g}) | {sent:,.0f} over {r.traffic_s:.0f} s (a harness "
+        "short of CPU sends fewer) |",
         f"| frames the broker acknowledged | {v.frames:,} ({v.edge_acked:,} to edge producers; the rest from "
         "the gateways) |",
         f"| lost (acknowledged, no row in face_results) | {v.lost} |",
