@@ -144,6 +144,11 @@ class _Joined(ConsumerRebalanceListener):
         self.sink.rejoining = False
 
 
+def _why(exc: BaseException) -> str:
+    """A database error for a log line: its first line, or its type when it says nothing."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def _names(parts) -> str:
     return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(parts)) or "none"
 
@@ -208,7 +213,7 @@ class StoreSink:
                 self.stats.db_retries += 1
                 metrics.DB_RETRIES.inc()
                 log.warning("PostgreSQL unavailable (%s); retrying the batch of %d results in %.1f s",
-                            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                            _why(exc),
                             len(results), delay)
                 if self._conn is not None:
                     self._conn.close()
@@ -228,7 +233,7 @@ class StoreSink:
         except (psycopg.Error, OSError) as exc:
             self._retention_due = time.monotonic() + 60.0
             log.error("retention (%d days) failed, retrying in 60 s: %s%s", self.s.retention_days,
-                      str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                      _why(exc),
                       " (grant the services' role the runtime rights again: facestream db grant ROLE)"
                       if isinstance(exc, psycopg.errors.InsufficientPrivilege) else "")
             return
@@ -267,7 +272,7 @@ class StoreSink:
                 tried += 1
                 self.stats.db_retries += 1
                 metrics.DB_RETRIES.inc()
-                why = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+                why = _why(cause)
                 if attempts is not None and tried >= attempts:
                     log.warning("PostgreSQL unavailable at start (%s); the sink will wait for it", why)
                     return False
