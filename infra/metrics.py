@@ -30,8 +30,8 @@ IMAGES_THROTTLED = Counter("facestream_images_throttled_total", "Image uploads r
                            "or the images being analysed at once)")
 RETENTION_DROPPED = Counter("facestream_retention_partitions_dropped_total", "Days of face_results dropped "
                             "by the store's retention")
-SINK_REJOINS = Counter("facestream_sink_rejoins_total", "Store-sink consumers started afresh after holding no "
-                       "partition for FACESTREAM_SINK_REJOIN_TIMEOUT_S")
+SINK_REJOINS = Counter("facestream_sink_rejoins_total", "Store-sink consumers started afresh after a group join "
+                       "open for FACESTREAM_SINK_REJOIN_TIMEOUT_S")
 DB_RETRIES = Counter("facestream_store_retries_total", "Batches retried because PostgreSQL was unavailable")
 
 

@@ -21,6 +21,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from kafka import KafkaConsumer
 
+from infra.joins import JoinTracker, repair_orphaned_join
+
 WINDOW_MS = 1  # how long a poll waits for a fetch in flight: a local round trip or two
 
 
@@ -73,9 +75,15 @@ async def paced_getmany(consumer: AIOKafkaConsumer, pacer: Pacer, max_records: i
     return batch
 
 
-def paced_poll(consumer: KafkaConsumer, pacer: Pacer, max_records: int, timeout_ms: int) -> dict:
+def paced_poll(consumer: KafkaConsumer, pacer: Pacer, max_records: int, timeout_ms: int,
+               joins: JoinTracker | None = None) -> dict:
     """kafka-python's ``poll`` with the same pacing (the pause is slept in this thread).
-    ``timeout_ms`` is used only with pacing off."""
+    ``timeout_ms`` is used with pacing off, and while a group join is open (``joins``, the
+    consumer's rebalance listener: see ``infra.joins``, a join must complete inside one poll)."""
+    if joins is not None:
+        repair_orphaned_join(consumer)
+        if joins.joining:
+            return consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
     if pacer.max_pause_s <= 0:
         return consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
     if wait := pacer.wait_s():

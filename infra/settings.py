@@ -100,8 +100,8 @@ class Settings(BaseSettings):
     sink_group: str = Field("facestream-store", description="consumer group of the store sink")
     sink_instance_id: str | None = Field(
         None, description="this sink's static member id instead of <host>-sink-<slot>")
-    sink_rejoin_timeout_s: float = Field(30.0, gt=0, description="a store sink holding no partition this long "
-                                         "starts its consumer afresh (a stuck group rejoin)")
+    sink_rejoin_timeout_s: float = Field(30.0, gt=0, description="a store sink whose group join has been "
+                                         "open this long starts its consumer afresh (a stuck join)")
     retention_days: int = Field(30, ge=0, description="whole UTC days of results the store keeps: the sink "
                                 "drops older days of face_results and the sessions that ended before them; "
                                 "0 keeps everything")

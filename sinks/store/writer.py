@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
 import psycopg
-from kafka import ConsumerRebalanceListener, KafkaConsumer
+from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError, RebalanceInProgressError
 
 from infra import membership, metrics
+from infra.joins import JoinTracker
 from infra.pacing import Pacer, paced_poll
 from infra.settings import Settings
 from schemas import FaceResult, SessionSummary
@@ -130,27 +131,9 @@ class StoreWriter:
         return st
 
 
-class _Joined(ConsumerRebalanceListener):
-    """Tells the sink when the group has settled (partitions assigned), so it may commit again."""
-
-    def __init__(self, sink: StoreSink) -> None:
-        self.sink = sink
-
-    def on_partitions_revoked(self, revoked) -> None:
-        log.info("partitions revoked: %s", _names(revoked))
-
-    def on_partitions_assigned(self, assigned) -> None:
-        log.info("partitions assigned: %s", _names(assigned))
-        self.sink.rejoining = False
-
-
 def _why(exc: BaseException) -> str:
     """A database error for a log line: its first line, or its type when it says nothing."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
-def _names(parts) -> str:
-    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(parts)) or "none"
 
 
 @dataclass
@@ -178,9 +161,8 @@ class StoreSink:
         self._conn: psycopg.Connection | None = None
         self._writer: StoreWriter | None = None
         self._retention_due = 0.0  # monotonic time of the next retention pass (0: at start)
-        self.rejoining = False  # a commit failed in a rebalance: none until partitions are assigned again
 
-    def _consumer(self, instance_id: str | None) -> KafkaConsumer:
+    def _consumer(self, instance_id: str | None) -> tuple[KafkaConsumer, JoinTracker]:
         consumer = KafkaConsumer(
             bootstrap_servers=self.s.bootstrap.split(","), group_id=self.s.sink_group, group_instance_id=instance_id,
             client_id=f"facestream-sink-{self.s.device_id}", enable_auto_commit=False,
@@ -188,8 +170,9 @@ class StoreSink:
             # The loop stops polling while the database is away; don't get evicted meanwhile.
             max_poll_interval_ms=15 * 60 * 1000,
         )
-        consumer.subscribe([self.s.results_topic, self.s.summaries_topic], listener=_Joined(self))
-        return consumer
+        joins = JoinTracker()
+        consumer.subscribe([self.s.results_topic, self.s.summaries_topic], listener=joins)
+        return consumer, joins
 
     def _write(self, results: list[FaceResult], summaries: list[SessionSummary]) -> None:
         """Write one batch, retrying with backoff until it lands or ``stop`` is set."""
@@ -288,7 +271,7 @@ class StoreSink:
         member = (membership.claim("sink", self.s.sink_group, self.s.cache_dir / "members", self.s.sink_instance_id)
                   if self.s.static_membership else None)
         try:
-            consumer = self._consumer(member.instance_id if member else None)
+            consumer, joins = self._consumer(member.instance_id if member else None)
         except BaseException:
             if member is not None:
                 member.release()
@@ -298,27 +281,21 @@ class StoreSink:
         results: list[FaceResult] = []
         summaries: list[SessionSummary] = []
         first: float | None = None  # when the batch being gathered got its first record
-        unassigned = time.monotonic()  # since when the consumer has held no partition (None: it holds some)
         try:
             while not self.stop.is_set():
                 self._retain()
-                if consumer.assignment():
-                    unassigned = None
-                elif unassigned is None:
-                    unassigned = time.monotonic()
-                elif time.monotonic() - unassigned > self.s.sink_rejoin_timeout_s:
-                    # A rejoin that never completes (seen on the embedded broker after a restarted
+                if joins.open_for() > self.s.sink_rejoin_timeout_s:
+                    # A join that never completes (seen on the embedded broker after a restarted
                     # sink's partitions were revoked again mid-join, found by the chaos run): start
                     # over with a new consumer under the same member id. Nothing is lost: what was
                     # not committed is read again, and the store keeps one row per frame.
-                    log.warning("no partitions for %.0f s: the group rejoin is stuck; joining again with a new "
-                                "consumer", time.monotonic() - unassigned)
+                    log.warning("the group join has been open for %.0f s: joining again with a new consumer",
+                                joins.open_for())
                     consumer.close(autocommit=False)
-                    consumer = self._consumer(member.instance_id if member else None)
-                    self.rejoining, unassigned = False, time.monotonic()
+                    consumer, joins = self._consumer(member.instance_id if member else None)
                     metrics.SINK_REJOINS.inc()
                 polled = paced_poll(consumer, pacer, max(1, self.s.sink_batch_size - len(results) - len(summaries)),
-                                    int(self.s.sink_batch_within_s * 1000))
+                                    int(self.s.sink_batch_within_s * 1000), joins)
                 for tp, messages in polled.items():
                     for m in messages:
                         try:
@@ -343,16 +320,16 @@ class StoreSink:
                 except InterruptedError:
                     break  # not committed: the batch is redelivered on restart
                 results, summaries, first = [], [], None
-                if self.rejoining:
-                    continue  # commit once the group has settled (below): what was written is kept
+                if joins.joining:
+                    continue  # commit once the group has settled: what was written is kept
                 try:
                     consumer.commit()  # the positions: everything polled is in the batch just written
                 except (CommitFailedError, RebalanceInProgressError) as exc:
                     # Our partitions moved (or are moving: a restarted static member rejoining)
                     # while we wrote; whoever owns them next redelivers what we wrote, and the
-                    # conflict rule keeps it single. No commit until the rejoin completes: a commit
-                    # in the middle of it fails and starts it over, forever (found by the chaos run).
-                    self.rejoining = True
+                    # conflict rule keeps it single. The next poll joins the group again, and no
+                    # commit is tried until that join completes: a commit in the middle of it
+                    # fails and starts it over (found by the chaos run).
                     log.warning("offset commit failed during a rebalance (%s); records will be redelivered; "
                                 "committing again once the group has settled", exc)
         finally:

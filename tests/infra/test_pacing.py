@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import pytest
@@ -122,3 +123,45 @@ def test_held_empty_fetches_stop_the_spin_and_deliver_everything(bootstrap):
     # Unpaced, an idle aiokafka consumer asked the embedded broker ~2,000 times a second.
     assert idle_fetches < 300, f"{idle_fetches} fetches in an idle second"
     assert got == [b"first"] + [f"{i}".encode() for i in range(300)], "everything, in order"
+
+
+@pytest.mark.integration
+def test_paced_poll_lets_a_group_join_complete(bootstrap):
+    """Two members of one group, polled the paced way, settle on a split of the partitions: a
+    join that needs the other member (seconds) outlasts many one-millisecond polls, and one that
+    completes between two of them is not left behind (infra.joins). Without it the two rebalanced
+    for the whole 30 s."""
+    from kafka import KafkaConsumer
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    from infra.joins import JoinTracker
+    from infra.pacing import paced_poll
+
+    topic, group = f"pacing-join-{uuid.uuid4().hex[:8]}", f"pacing-join-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])
+    admin.close()
+    members = [KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+                             heartbeat_interval_ms=500) for _ in range(2)]
+    pacers = [Pacer(max_pause_s=0.01) for _ in members]
+    joins = [JoinTracker() for _ in members]
+    for c, tracker in zip(members, joins):
+        c.subscribe([topic], listener=tracker)
+    settled_since: float | None = None
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            for c, pacer, tracker in zip(members, pacers, joins):
+                paced_poll(c, pacer, 100, 200, tracker)
+            split = [c.assignment() for c in members]
+            if all(split) and len(set().union(*split)) == 4:
+                settled_since = settled_since or time.monotonic()
+                if time.monotonic() - settled_since > 3:
+                    break
+            else:
+                settled_since = None
+    finally:
+        for c in members:
+            c.close(autocommit=False, timeout_ms=2000)  # the embedded broker is slow to answer LeaveGroup
+    assert settled_since is not None and time.monotonic() - settled_since > 3, \
+        f"the group never settled on a split: {split}"
