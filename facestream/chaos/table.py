@@ -68,9 +68,11 @@ def render(r: ChaosResult, heading: str = "## Chaos at load") -> list[str]:
         "the gateways) |",
         f"| lost (acknowledged, no row in face_results) | {v.lost} |",
         f"| duplicated rows | {v.duplicated} |",
-        f"| face sessions reset / rows out of their session's count | {v.resets} / {v.skips} (of {v.faces} faces) |",
-        f"| closed sessions without a summary / with two / disagreeing with their rows | {v.summaries_missing} / "
-        f"{v.summaries_extra} / {v.summaries_inconsistent} |",
+        f"| sessions reset (the face's frames went on) / started again after a gap in the face's frames "
+        f"(not a fault) / rows out of their session's count | {v.resets} / {v.input_gaps} / {v.skips} "
+        f"(of {v.sessions} sessions, {v.faces} faces) |",
+        f"| sessions without a summary / with one disagreeing with their rows | {v.summaries_missing} / "
+        f"{v.summaries_inconsistent} |",
         f"| Mojo frames sent / calculations received / refused with an error event | {v.mojo_sent:,} / "
         f"{v.mojo_received:,} / {v.mojo_refused:,} |",
         f"| Mojo gaps: on connections whose gateway was killed / on connections that stayed up | "
