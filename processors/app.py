@@ -105,11 +105,15 @@ def create_app(s: Settings, processor: FrameProcessor | None = None) -> faust.Ap
         if app.rebalancing:
             return
         owned = [tp for tp in app.consumer.assignment() if tp.topic == s.frames_topic]
-        # Per partition: its end, and the next offset this worker expects to process.
-        progress = {tp.partition: (app.consumer.highwater(tp), batches.guard.expected.get(tp.partition))
-                    for tp in owned}
+        # Per partition: its end, and the next offset this worker will process (before any since
+        # the rebalance: the committed offset, where it resumes).
+        progress = {}
+        for tp in owned:
+            nxt = batches.guard.expected.get(tp.partition)
+            progress[tp.partition] = (app.consumer.highwater(tp),
+                                      nxt if nxt is not None else await committed_offset(tp.partition))
         now = now_ms()
-        quiet = quiet_partitions(progress, now, rebalanced["ms"], int(s.session_gap_s * 1000))
+        quiet = quiet_partitions(progress)
         if await batches.close_idle(quiet, now, rebalanced["ms"]):
             count_sessions()
         lag = sum(max(0, end - done) for end, done in progress.values() if end is not None and done is not None)

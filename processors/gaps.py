@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -56,21 +57,24 @@ class CommittedOffsets:
     def __init__(self, bootstrap: str, group: str, topic: str) -> None:
         self.bootstrap, self.group, self.topic = bootstrap, group, topic
         self._consumer = None
+        self._lock = threading.Lock()  # asked from several threads; a kafka-python client is not thread-safe
 
     def get(self, partition: int) -> int | None:
         from kafka import KafkaConsumer
         from kafka import TopicPartition as KafkaTP
 
-        if self._consumer is None:
-            self._consumer = KafkaConsumer(bootstrap_servers=self.bootstrap.split(","), group_id=self.group,
-                                           enable_auto_commit=False, client_id="facestream-committed",
-                                           request_timeout_ms=10_000)
-        return self._consumer.committed(KafkaTP(self.topic, partition))
+        with self._lock:
+            if self._consumer is None:
+                self._consumer = KafkaConsumer(bootstrap_servers=self.bootstrap.split(","), group_id=self.group,
+                                               enable_auto_commit=False, client_id="facestream-committed",
+                                               request_timeout_ms=10_000)
+            return self._consumer.committed(KafkaTP(self.topic, partition))
 
     def close(self) -> None:
-        if self._consumer is not None:
-            self._consumer.close()
-            self._consumer = None
+        with self._lock:
+            if self._consumer is not None:
+                self._consumer.close()
+                self._consumer = None
 
 
 @dataclass
