@@ -296,3 +296,50 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from tests.faults import report
 
     report.write()
+
+
+class TcpRelay:
+    """A plain TCP relay on 127.0.0.1:``port`` to ``host``:``target_port``, in a thread of its own:
+    a server that "comes back" on a port that had nothing listening."""
+
+    def __init__(self, port: int, host: str, target_port: int) -> None:
+        import asyncio
+
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            while data := await r.read(65536):
+                w.write(data)
+                await w.drain()
+            w.close()
+
+        async def relay(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            ur, uw = await asyncio.open_connection(host, target_port)
+            await asyncio.gather(pipe(r, uw), pipe(ur, w), return_exceptions=True)
+
+        self.loop = asyncio.new_event_loop()
+        self.server = self.loop.run_until_complete(asyncio.start_server(relay, "127.0.0.1", port))
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+@pytest.fixture
+def database_away(database_url: str) -> Iterator[tuple[str, Callable[[], None]]]:
+    """(a URL of the test database on a port where nothing listens yet, a call that brings the
+    database up there: a TCP relay to the real server)."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    target = conninfo_to_dict(database_url)
+    if target.get("host", "").startswith("/") or not target.get("host"):
+        pytest.skip("the test database is reached over a Unix socket; this test needs TCP")
+    port = free_port()
+    relays: list[TcpRelay] = []
+
+    def come_back() -> None:
+        relays.append(TcpRelay(port, target["host"], int(target.get("port", 5432))))
+
+    yield make_conninfo(**{**target, "host": "127.0.0.1", "port": str(port)}), come_back
+    for r in relays:
+        r.close()
+

@@ -34,16 +34,24 @@ def ensure_broker(s: Settings) -> None:
         err.print(f"created topics: {', '.join(created)} ({s.partitions} partitions each)")
 
 
-def database(s: Settings, migrate: bool = True) -> str:
-    """The database URL: DATABASE_URL, or the embedded PostgreSQL (started if needed)."""
-    from sinks.store.db import StoreError, connect, database_url
+def database(s: Settings, migrate: bool = True, wait: bool = False) -> str:
+    """The database URL: DATABASE_URL, or the embedded PostgreSQL (started if needed). ``wait``:
+    a long-running service started while PostgreSQL does not answer waits for it (saying so)
+    instead of exiting."""
+    from sinks.store.db import StoreError, connect, database_url, migrate_when_up
     from sinks.store.db import migrate as apply
+
+    def retry(why: str, delay: float | None) -> None:
+        err.print(f"PostgreSQL unavailable at start ({why}); retrying in {delay:.1f} s")
 
     try:
         url = database_url(s)
         if migrate:
-            with connect(url) as conn:
-                applied = apply(conn)
+            if wait:
+                applied = migrate_when_up(url, on_retry=retry) or []
+            else:
+                with connect(url) as conn:
+                    applied = apply(conn)
             if applied:
                 err.print(f"database migrated: {', '.join(applied)}")
     except StoreError as exc:

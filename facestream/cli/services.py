@@ -146,7 +146,7 @@ def gateway(host: str | None, port: int | None) -> None:
         raise click.ClickException(str(exc)) from exc
     ensure_broker(s)
     try:
-        app = create_app(s, database(s))
+        app = create_app(s, database(s, wait=True))  # a gateway restarted in a database outage waits
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
     metrics.serve(s.gateway_metrics_port, s.metrics_host)

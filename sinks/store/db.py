@@ -8,6 +8,9 @@ broker) until ``facestream down``.
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -151,6 +154,38 @@ def migrate(conn: psycopg.Connection) -> list[str]:
         raise StoreError(f"this database role may not change the schema ({str(exc).strip()}); apply the "
                          "migrations as the owner: DATABASE_URL=<owner url> facestream db migrate") from exc
     return applied
+
+
+def migrate_when_up(url: str, *, stop: threading.Event | None = None, attempts: int | None = None,
+                    on_retry: Callable[[str, float | None], None] | None = None) -> list[str] | None:
+    """Connect and apply pending migrations, retrying with backoff (0.5 s doubling to 30 s) while
+    PostgreSQL does not answer: a service started during a database outage waits it out instead
+    of exiting. ``on_retry(why, delay_s)`` is told each failure (delay None: giving up). Returns
+    the migrations applied, or None when ``stop`` was set or ``attempts`` tries failed. A
+    database that answers but refuses the migrations (privileges) raises StoreError at once."""
+    delay, tried = 0.5, 0
+    while stop is None or not stop.is_set():
+        try:
+            with connect(url) as conn:
+                return migrate(conn)
+        except (StoreError, psycopg.OperationalError) as exc:
+            cause = exc.__cause__ if isinstance(exc, StoreError) else exc
+            if not isinstance(cause, psycopg.OperationalError):
+                raise
+            tried += 1
+            why = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+            if attempts is not None and tried >= attempts:
+                if on_retry is not None:
+                    on_retry(why, None)
+                return None
+            if on_retry is not None:
+                on_retry(why, delay)
+            if stop is not None:
+                stop.wait(delay)
+            else:
+                time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+    return None
 
 
 def grant_runtime_role(conn: psycopg.Connection, role: str) -> None:

@@ -29,7 +29,7 @@ from infra.settings import Settings
 from schemas import FaceResult, SessionSummary
 from schemas.errors import PayloadError
 from schemas.vocabulary import EMOTIONS
-from sinks.store.db import StoreError, connect, ensure_partitions, migrate
+from sinks.store.db import StoreError, connect, ensure_partitions, migrate_when_up
 from sinks.store.retention import apply_retention
 
 log = logging.getLogger(__name__)
@@ -238,31 +238,17 @@ class StoreSink:
         metrics.CONSUMER_LAG.labels("sink").set(lag)
 
     def _wait_for_database(self, attempts: int | None = None) -> bool:
-        """Connect and apply pending migrations, retrying with backoff while PostgreSQL does not
-        answer (a sink started during a database outage waits it out instead of exiting). False
-        when stopped first, or after ``attempts`` failed tries; a database that refuses the
-        migrations (privileges) raises StoreError."""
-        delay, tried = 0.5, 0
-        while not self.stop.is_set():
-            try:
-                with connect(self.url) as conn:
-                    migrate(conn)
-                return True
-            except (StoreError, psycopg.OperationalError) as exc:
-                cause = exc.__cause__ if isinstance(exc, StoreError) else exc
-                if not isinstance(cause, psycopg.OperationalError):
-                    raise
-                tried += 1
-                self.stats.db_retries += 1
-                metrics.DB_RETRIES.inc()
-                why = _why(cause)
-                if attempts is not None and tried >= attempts:
-                    log.warning("PostgreSQL unavailable at start (%s); the sink will wait for it", why)
-                    return False
+        """Wait for PostgreSQL and migrate (``migrate_when_up``). False when stopped first, or
+        after ``attempts`` failed tries."""
+        def retry(why: str, delay: float | None) -> None:
+            self.stats.db_retries += 1
+            metrics.DB_RETRIES.inc()
+            if delay is None:
+                log.warning("PostgreSQL unavailable at start (%s); the sink will wait for it", why)
+            else:
                 log.warning("PostgreSQL unavailable at start (%s); retrying in %.1f s", why, delay)
-                self.stop.wait(delay)
-                delay = min(delay * 2, 30.0)
-        return False
+
+        return migrate_when_up(self.url, stop=self.stop, attempts=attempts, on_retry=retry) is not None
 
     def run(self) -> SinkStats:
         if not self._ready and not self._wait_for_database():

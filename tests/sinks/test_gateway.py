@@ -119,6 +119,26 @@ def test_token_endpoint(make_settings, database_url, start_gateway):
     assert r.status_code == 403 and "lacks the 'read' scope" in r.json()["error"]["message"]
 
 
+def test_a_gateway_started_while_the_database_is_away_waits_for_it(make_settings, database_url, database_away,
+                                                                   start_gateway):
+    """Found by the chaos run: a gateway restarted while PostgreSQL was frozen exited at start
+    ("cannot connect") and stayed down, and its Mojo clients with it. It now waits and says so."""
+    url, come_back = database_away
+    s = make_settings()
+    started: list = []
+    t = threading.Thread(target=lambda: started.append(start_gateway(s, url, timeout_s=90)), daemon=True)
+    t.start()  # nothing listens on the database's port yet
+    time.sleep(4.0)
+    assert t.is_alive() and not started, "the gateway must not be serving, nor have exited"
+    come_back()
+    t.join(90)
+    assert started, "the gateway did not come up once the database did"
+    gw = started[0]
+    assert "PostgreSQL unavailable at start" in gw.output()
+    key, _ = _key(database_url, "late")
+    assert _token(gw.url, key)["auth_token"]
+
+
 def test_metrics_can_leave_the_public_port(make_settings, database_url, start_gateway):
     from tests.conftest import _free_port
 

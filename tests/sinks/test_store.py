@@ -341,21 +341,13 @@ def test_forget_erases_a_session_from_every_table_and_the_changelog(database_url
     assert latest["kept/0"] is not None
 
 
-def test_a_sink_started_while_the_database_is_away_waits_for_it(database_url, make_settings, real_results):
+def test_a_sink_started_while_the_database_is_away_waits_for_it(database_url, database_away, make_settings,
+                                                               real_results):
     """Found by the chaos run: a sink restarted while PostgreSQL was frozen exited at start
     ("cannot connect"), and stayed down. It now waits, as it does for a batch."""
-    import asyncio
-
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    from infra.embedded import free_port
     from infra.topics import ensure_topics
 
-    target = conninfo_to_dict(database_url)
-    if target.get("host", "").startswith("/") or not target.get("host"):
-        pytest.skip("the test database is reached over a Unix socket; this test needs TCP")
-    port = free_port()
-    url = make_conninfo(**{**target, "host": "127.0.0.1", "port": str(port)})
+    url, come_back = database_away
     s = make_settings()
     ensure_topics(s)
     sink = StoreSink(s, url)
@@ -364,21 +356,7 @@ def test_a_sink_started_while_the_database_is_away_waits_for_it(database_url, ma
     time.sleep(3.0)
     assert t.is_alive() and sink.stats.db_retries >= 2
 
-    # The database comes back: a plain TCP relay to the real server appears on that port.
-    loop = asyncio.new_event_loop()
-
-    async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        while data := await r.read(65536):
-            w.write(data)
-            await w.drain()
-        w.close()
-
-    async def relay(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        ur, uw = await asyncio.open_connection(target["host"], int(target.get("port", 5432)))
-        await asyncio.gather(pipe(r, uw), pipe(ur, w), return_exceptions=True)
-
-    server = loop.run_until_complete(asyncio.start_server(relay, "127.0.0.1", port))
-    threading.Thread(target=loop.run_forever, daemon=True).start()
+    come_back()
     try:
         from kafka import KafkaProducer as Producer
 
@@ -401,5 +379,3 @@ def test_a_sink_started_while_the_database_is_away_waits_for_it(database_url, ma
     finally:
         sink.stop.set()
         t.join(30)
-        loop.call_soon_threadsafe(server.close)
-        loop.call_soon_threadsafe(loop.stop)
