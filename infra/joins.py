@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer
 
@@ -31,13 +30,12 @@ def _names(parts) -> str:  # type: ignore[no-untyped-def]
 
 class JoinTracker(ConsumerRebalanceListener):
     """Whether the consumer is in a group join: from the start, and from each revocation, until
-    partitions are assigned. ``on_assigned`` is called after each assignment."""
+    partitions are assigned."""
 
-    def __init__(self, on_assigned: Callable[[], None] | None = None) -> None:
+    def __init__(self) -> None:
         self.joining = True
         self.since = time.monotonic()  # when the open join began (or the last one completed)
-        self.joins = 0
-        self._on_assigned = on_assigned
+        self.joins = 0  # joins completed
 
     def open_for(self) -> float:
         """Seconds the current join has been open (0 when none is)."""
@@ -52,8 +50,6 @@ class JoinTracker(ConsumerRebalanceListener):
         log.info("partitions assigned: %s", _names(assigned))
         self.joining, self.since = False, time.monotonic()
         self.joins += 1
-        if self._on_assigned is not None:
-            self._on_assigned()
 
 
 def repair_orphaned_join(consumer: KafkaConsumer) -> bool:

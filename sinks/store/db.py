@@ -156,6 +156,11 @@ def migrate(conn: psycopg.Connection) -> list[str]:
     return applied
 
 
+def first_line(exc: BaseException) -> str:
+    """An error for a log line: its first line, or its type when it says nothing."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def migrate_when_up(url: str, *, stop: threading.Event | None = None, attempts: int | None = None,
                     on_retry: Callable[[str, float | None], None] | None = None) -> list[str] | None:
     """Connect and apply pending migrations, retrying with backoff (0.5 s doubling to 30 s) while
@@ -173,7 +178,7 @@ def migrate_when_up(url: str, *, stop: threading.Event | None = None, attempts: 
             if not isinstance(cause, psycopg.OperationalError):
                 raise
             tried += 1
-            why = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+            why = first_line(cause)
             if attempts is not None and tried >= attempts:
                 if on_retry is not None:
                     on_retry(why, None)

@@ -29,7 +29,7 @@ from infra.settings import Settings
 from schemas import FaceResult, SessionSummary
 from schemas.errors import PayloadError
 from schemas.vocabulary import EMOTIONS
-from sinks.store.db import StoreError, connect, ensure_partitions, migrate_when_up
+from sinks.store.db import StoreError, connect, ensure_partitions, first_line, migrate_when_up
 from sinks.store.retention import apply_retention
 
 log = logging.getLogger(__name__)
@@ -131,11 +131,6 @@ class StoreWriter:
         return st
 
 
-def _why(exc: BaseException) -> str:
-    """A database error for a log line: its first line, or its type when it says nothing."""
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
 @dataclass
 class SinkStats:
     batches: int = 0
@@ -196,7 +191,7 @@ class StoreSink:
                 self.stats.db_retries += 1
                 metrics.DB_RETRIES.inc()
                 log.warning("PostgreSQL unavailable (%s); retrying the batch of %d results in %.1f s",
-                            _why(exc),
+                            first_line(exc),
                             len(results), delay)
                 if self._conn is not None:
                     self._conn.close()
@@ -216,7 +211,7 @@ class StoreSink:
         except (psycopg.Error, OSError) as exc:
             self._retention_due = time.monotonic() + 60.0
             log.error("retention (%d days) failed, retrying in 60 s: %s%s", self.s.retention_days,
-                      _why(exc),
+                      first_line(exc),
                       " (grant the services' role the runtime rights again: facestream db grant ROLE)"
                       if isinstance(exc, psycopg.errors.InsufficientPrivilege) else "")
             return
