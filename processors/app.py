@@ -20,7 +20,7 @@ import logging
 
 import faust
 
-from infra import metrics
+from infra import allocator, metrics
 from infra.settings import Settings
 from infra.topics import SESSIONS_TABLE
 from processors import codec
@@ -99,6 +99,12 @@ def create_app(s: Settings, processor: FrameProcessor | None = None) -> faust.Ap
     async def process_frames(stream: faust.StreamT) -> None:
         async for events in stream.take_events(s.batch_size, within=s.batch_within_s):
             await batches.handle(events)
+
+    if s.malloc_trim_interval_s > 0:
+        @app.timer(s.malloc_trim_interval_s, name="give-memory-back")
+        async def give_memory_back() -> None:
+            # A catch-up's records leave free pages between live blocks of the heap (infra.allocator).
+            await asyncio.to_thread(allocator.give_back)
 
     @app.timer(s.sweep_interval_s, name="close-idle-sessions")
     async def close_idle_sessions() -> None:

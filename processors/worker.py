@@ -12,7 +12,7 @@ import logging
 
 import faust
 
-from infra import membership, metrics
+from infra import allocator, membership, metrics
 from infra.pacing import hold_empty_fetches
 from infra.settings import Settings
 from infra.topics import ensure_topics
@@ -33,6 +33,7 @@ def run_worker(settings: Settings | None = None) -> None:
     """Run one worker in this process until SIGINT or SIGTERM (a clean stop: the batch in flight
     is finished, its results flushed and its offsets committed)."""
     s = settings or Settings()
+    allocator.fix_mmap_threshold(s.malloc_mmap_threshold)  # before Faust's consumer thread starts
     quiet_engine(logging.getLogger().level)
     ensure_topics(s)
     member = None

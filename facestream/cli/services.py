@@ -11,6 +11,7 @@ from rich.table import Table
 
 from facestream.cli.common import console, database, ensure_broker, err, settings
 from facestream.cli.main import main
+from infra import allocator
 from infra.settings import env_names
 
 
@@ -138,6 +139,7 @@ def gateway(host: str | None, port: int | None) -> None:
     from sinks.gateway.auth import check_secret
 
     s = settings()
+    allocator.fix_mmap_threshold(s.malloc_mmap_threshold)
     if host or port:
         s = s.model_copy(update={k: v for k, v in (("gateway_host", host), ("gateway_port", port)) if v})
     try:
@@ -161,6 +163,7 @@ def sink() -> None:
     from sinks.store.writer import StoreSink
 
     s = settings()
+    allocator.fix_mmap_threshold(s.malloc_mmap_threshold)
     ensure_broker(s)
     store = StoreSink(s, database(s, migrate=False))  # the sink waits for the database itself
     from infra import metrics
