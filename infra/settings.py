@@ -84,10 +84,11 @@ class Settings(BaseSettings):
         "no longer at /metrics on the public port (0: at /metrics on the gateway's port)")
     metrics_host: str = Field("127.0.0.1", description="address the metrics endpoints bind")
     malloc_mmap_threshold: int = Field(
-        128 * 1024, ge=0, le=32 << 20, description="bytes from which glibc gives the worker, the sink and the "
+        4 << 20, ge=0, le=32 << 20, description="bytes from which glibc gives the worker, the sink and the "
         "gateway a mapping of its own per allocation, fixed for the process's life, so the megabyte fetch "
         "buffers of a catch-up go back to the system when freed (infra.allocator); 0: glibc's dynamic "
-        "threshold, under which a restarted worker keeps its catch-up peak")
+        "threshold, under which a restarted worker keeps its catch-up peak. Much lower costs CPU: every "
+        "numpy temporary of a large batch becomes a fresh mapping")
     malloc_trim_interval_s: float = Field(
         10.0, ge=0, description="how often the worker hands the heap's free pages back to the system "
         "(malloc_trim, a few ms in a thread of its own; infra.allocator); 0: never")
