@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facestream.chaos.load import EdgeLoad, MojoLoad
-from facestream.chaos.parts import Parts, rss_bytes
+from facestream.chaos.parts import Parts, process_tree, rss_bytes
 from facestream.chaos.plan import Fault, PlanParams, describe, plan
 from facestream.chaos.streams import load_stream
+from facestream.chaos.usage import CpuMeter, listener_pid
 from facestream.chaos.verdict import Observer, Verdict, judge
 from infra.settings import Settings
 
@@ -52,9 +53,12 @@ class ChaosResult:
     lag_recovery_s: float | None = None
     lag_threshold: int = 0
     rss: dict[str, tuple[int, int]] = field(default_factory=dict)  # process -> (after warm-up, at the end)
+    cpu: dict[str, float] = field(default_factory=dict)  # part -> CPU seconds while the traffic ran
+    machine_cpu: tuple[float, float] = (0.0, 0.0)  # (busy, available) CPU seconds of the machine, same span
     not_run: list[str] = field(default_factory=list)
     broker: str = ""
     edge_sent: int = 0
+    mojo_hung: int = 0  # Mojo connect/disconnect calls the harness gave up after a timeout
     traffic_s: float = 0.0  # how long the traffic ran
     seconds: float = 0.0
 
@@ -200,9 +204,13 @@ def run(base: Settings, p: ChaosParams, *, work_dir: Path, database_url: str | N
 
         token = httpx.put(f"{parts.gateway_urls[0]}/mojo_perception_api/user", headers={"Authorization": token_key},
                           json={"expiration": p.minutes * 60 + 3600}).json()["auth_token"]
+        host, _, port = s.bootstrap.split(",")[0].rpartition(":")
+        broker_pid = listener_pid("127.0.0.1", int(port)) if host in ("127.0.0.1", "localhost") else None
+        meter = CpuMeter(lambda: _part_pids(parts, broker_pid))
         edge = EdgeLoad(s, stream, p.faces // 2, run_id, p.fps)
         mojo = MojoLoad(parts.gateway_urls, f"/{key.namespace}", token, stream, p.faces - p.faces // 2, p.fps)
         t0 = time.monotonic()
+        meter.start()
         edge.start()
         mojo.start()
         time.sleep(p.warmup_s)
@@ -229,9 +237,12 @@ def run(base: Settings, p: ChaosParams, *, work_dir: Path, database_url: str | N
         time.sleep(max(0.0, t0 + p.minutes * 60 - time.monotonic()))
         result.rss = {n: (warm[n], rss_bytes(parts.pid(n) or 0)) for n in watched}
         result.traffic_s = time.monotonic() - t0
+        meter.stop()
+        result.cpu, result.machine_cpu = meter.seconds(), meter.machine()
         edge.stop()
         mojo.stop()
         result.edge_sent = edge.sent
+        result.mojo_hung = mojo.hung
         progress(f"traffic stopped: {edge.sent} edge frames, {mojo.sent} Mojo frames; draining")
         _drain(obs, s, url, p)
         result.verdict = judge(s, url, edge.acked, mojo.connections)
@@ -250,6 +261,24 @@ def run(base: Settings, p: ChaosParams, *, work_dir: Path, database_url: str | N
         if started_broker:
             stop_broker(s)
     return result
+
+
+def _part_pids(parts: Parts, broker_pid: int | None) -> dict[str, list[int]]:
+    """The live processes of each part of the run, for the CPU meter."""
+    import os
+
+    out: dict[str, list[int]] = {"worker": [], "sink": [], "gateways": []}
+    for name in parts.services:
+        pid = parts.pid(name)
+        if pid is not None:
+            part = "worker" if name.startswith("worker") else "gateways" if name.startswith("gateway") else name
+            out[part].append(pid)
+    if parts.postmaster is not None:
+        out["PostgreSQL"] = process_tree(parts.postmaster)
+    if broker_pid is not None:
+        out["broker"] = [broker_pid]
+    out["harness"] = [os.getpid()]  # the faces' traffic, the observer and the fault loop
+    return out
 
 
 def _drain(obs: Observer, s: Settings, url: str, p: ChaosParams, timeout_s: float = 300.0) -> None:

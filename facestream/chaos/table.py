@@ -9,6 +9,7 @@ import re
 import subprocess
 from pathlib import Path
 
+from facestream.chaos.load import MojoLoad
 from facestream.chaos.run import ChaosResult, in_flight_stats
 
 BEGIN, END = "<!-- chaos:begin -->", "<!-- chaos:end -->"
@@ -77,12 +78,33 @@ def render(r: ChaosResult, heading: str = "## Chaos at load") -> list[str]:
         f"{v.mojo_received:,} / {v.mojo_refused:,} |",
         f"| Mojo gaps: on connections whose gateway was killed / on connections that stayed up | "
         f"{v.mojo_gaps_at_kills} / {v.mojo_gaps_other} |",
+        f"| Mojo connect or disconnect calls that hung (given up after {MojoLoad.connect_timeout_s:g} s, tried "
+        f"again) | {r.mojo_hung} |",
         f"| consumer lag back under {r.lag_threshold:,} messages after the last fault (target "
         f"{p.lag_target_s:g} s) | {lag} |",
         f"| RSS after warm-up -> at the end (target within 20 %) | {rss} |",
+        *_cpu_rows(r),
         f"| verdict | {'passed' if r.ok else 'FAILED: ' + '; '.join(_failures(r))} |",
     ]
     return lines
+
+
+def _cpu_rows(r: ChaosResult) -> list[str]:
+    """Where the CPU went while the traffic ran, and what the asked load would need."""
+    if not r.cpu or not r.traffic_s:
+        return []
+    busy, available = r.machine_cpu
+    cores = available / r.traffic_s if r.traffic_s else 0.0
+    parts = ", ".join(f"{name} {sec / r.traffic_s:.2f}" for name, sec in r.cpu.items())
+    stack = sum(sec for name, sec in r.cpu.items() if name != "harness")
+    rows = [f"| CPU while the traffic ran, in cores (machine: {cores:.0f}, busy {busy / available:.0%}) | "
+            f"{parts} |" if available else f"| CPU while the traffic ran, in cores | {parts} |"]
+    if r.verdict.frames:
+        per_frame = stack / r.verdict.frames
+        asked = r.params.faces * r.params.fps
+        rows.append(f"| CPU of the stack (all but the harness) per acknowledged frame | {per_frame * 1e3:.2f} ms: "
+                    f"{asked:,.0f} frames/s would keep {per_frame * asked:.1f} cores busy |")
+    return rows
 
 
 def _failures(r: ChaosResult) -> list[str]:
