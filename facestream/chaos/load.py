@@ -10,7 +10,6 @@ client does, and the old connection's unanswered frames are its gaps.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -104,8 +103,10 @@ class MojoLoad:
     faces: int
     fps: float = 30.0
     drain_s: float = 120.0  # at the end, how long a client waits for its last calculations
+    connect_timeout_s: float = 10.0  # a connect attempt (or a goodbye) that hangs longer is given up
     connections: list[Connection] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    hung: int = 0  # connect or disconnect calls given up after connect_timeout_s
 
     def __post_init__(self) -> None:
         self._stopping = False
@@ -125,6 +126,15 @@ class MojoLoad:
 
     async def _all(self) -> None:
         await asyncio.gather(*(self._client(i) for i in range(self.faces)))
+
+    async def _give_up(self, c) -> None:
+        """Release a dropped or half-made connection's tasks, without waiting on a dead server."""
+        try:
+            await asyncio.wait_for(c.disconnect(), self.connect_timeout_s)
+        except asyncio.TimeoutError:
+            self.hung += 1
+        except Exception:  # noqa: BLE001 - already dropped
+            pass
 
     async def _client(self, i: int) -> None:
         import socketio
@@ -147,9 +157,14 @@ class MojoLoad:
             c.on("calculation", on_calc, namespace=self.namespace)
             c.on("error", on_error, namespace=self.namespace)
             try:
-                await c.connect(self.urls[g], namespaces=[self.namespace], auth={"token": self.token},
-                                transports=["websocket"], wait_timeout=5)
-            except Exception:  # noqa: BLE001 - the gateway is down: try the other one
+                # python-socketio's connect can hang for minutes on a server that is coming back
+                # (its issue 556): a Mojo client gives up and tries again, and so does this one.
+                await asyncio.wait_for(
+                    c.connect(self.urls[g], namespaces=[self.namespace], auth={"token": self.token},
+                              transports=["websocket"], wait_timeout=5), self.connect_timeout_s)
+            except Exception as exc:  # noqa: BLE001 - the gateway is down: try the other one
+                self.hung += isinstance(exc, asyncio.TimeoutError)
+                await self._give_up(c)
                 g = (g + 1) % len(self.urls)
                 await asyncio.sleep(0.2)
                 continue
@@ -173,6 +188,5 @@ class MojoLoad:
                 await c.disconnect()
                 return
             conn.closed = time.monotonic()
-            with contextlib.suppress(Exception):  # already dropped: release the client's tasks
-                await c.disconnect()
+            await self._give_up(c)
             g = (g + 1) % len(self.urls)  # the other gateway first; it may be the one coming back
