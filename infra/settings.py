@@ -90,7 +90,7 @@ class Settings(BaseSettings):
         "threshold, under which a restarted worker keeps its catch-up peak. Much lower costs CPU: every "
         "numpy temporary of a large batch becomes a fresh mapping")
     malloc_trim_interval_s: float = Field(
-        10.0, ge=0, description="how often the worker hands the heap's free pages back to the system "
+        2.0, ge=0, description="how often the worker hands the heap's free pages back to the system "
         "(malloc_trim, a few ms in a thread of its own; infra.allocator); 0: never")
 
     # --- producer ---------------------------------------------------------------------------
