@@ -111,19 +111,13 @@ def create_app(s: Settings, processor: FrameProcessor | None = None) -> faust.Ap
         if app.rebalancing:
             return
         owned = [tp for tp in app.consumer.assignment() if tp.topic == s.frames_topic]
-        # A partition not read since the rebalance resumes at its committed offset: asked once
-        # and kept in the guard (as the agent does on its first frame), not on every sweep. A
-        # rebalance during the ask makes the answer stale: it is dropped.
-        since = rebalanced["ms"]
+        # Per partition: its end, and the next offset this worker will process (before any since
+        # the rebalance: the committed offset, where it resumes).
+        progress = {}
         for tp in owned:
-            if tp.partition not in batches.guard.expected:
-                committed_at = await committed_offset(tp.partition)
-                if app.rebalancing or rebalanced["ms"] != since:
-                    return
-                batches.guard.start_at(tp.partition, committed_at)
-        # Per partition: its end, and the next offset this worker will process.
-        progress = {tp.partition: (app.consumer.highwater(tp), batches.guard.expected.get(tp.partition))
-                    for tp in owned}
+            nxt = batches.guard.expected.get(tp.partition)
+            progress[tp.partition] = (app.consumer.highwater(tp),
+                                      nxt if nxt is not None else await committed_offset(tp.partition))
         now = now_ms()
         quiet = quiet_partitions(progress)
         if await batches.close_idle(quiet, now, rebalanced["ms"]):
