@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 
 
+@functools.cache  # finding the C library runs ldconfig: once per process, not on every trim
 def _libc_function(name: str) -> ctypes._CFuncPtr | None:
     """A function of glibc's allocator, or None where the C library has none of that name."""
     lib = ctypes.util.find_library("c")

@@ -94,7 +94,7 @@ def _cpu_rows(r: ChaosResult) -> list[str]:
     if not r.cpu or not r.traffic_s:
         return []
     busy, available = r.machine_cpu
-    cores = available / r.traffic_s if r.traffic_s else 0.0
+    cores = available / r.traffic_s
     parts = ", ".join(f"{name} {sec / r.traffic_s:.2f}" for name, sec in r.cpu.items())
     stack = sum(sec for name, sec in r.cpu.items() if name != "harness")
     rows = [f"| CPU while the traffic ran, in cores (machine: {cores:.0f}, busy {busy / available:.0%}) | "

@@ -1,5 +1,5 @@
 """Where a chaos run's CPU went: seconds of CPU per part (the worker, the sink, the gateways,
-PostgreSQL, the broker, the harness itself) while the traffic ran, read from /proc.
+PostgreSQL, the broker, the harness itself) while the traffic ran, read with psutil.
 
 A run on a small machine shares its cores between the stack and the harness that plays the
 faces; this is how the report tells "the stack fell behind" from "the machine was full".
