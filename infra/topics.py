@@ -1,11 +1,13 @@
-"""Explicit topic creation: partition counts and retention are chosen, never auto-created."""
+"""Explicit topic creation (partition counts and retention are chosen, never auto-created) and
+removal of what a finished run leaves behind."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import GroupIdNotFoundError, KafkaError, TopicAlreadyExistsError
 
 from infra.settings import Settings
 
@@ -32,16 +34,26 @@ def topic_specs(s: Settings) -> dict[str, dict[str, str]]:
     }
 
 
-def ensure_topics(s: Settings, timeout_s: float = 30.0) -> list[str]:
-    """Create the missing facestream topics; return the names created."""
+def owned_prefixes(s: Settings) -> tuple[str, ...]:
+    """Name prefixes of every topic a deployment with settings ``s`` writes: its own topics, and
+    the ones Faust names after the app id (the session changelog, the assignor's topic)."""
+    return (*topic_specs(s), f"{s.app_id}-")
+
+
+def _admin(bootstrap: str, timeout_s: float) -> KafkaAdminClient:
     try:
-        admin = KafkaAdminClient(bootstrap_servers=s.bootstrap, client_id="facestream-admin",
-                                 request_timeout_ms=int(timeout_s * 1000))
+        return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="facestream-admin",
+                                request_timeout_ms=int(timeout_s * 1000))
     except KafkaError as exc:
         raise RuntimeError(
-            f"cannot reach the Kafka broker at {s.bootstrap} ({exc}). Start it with "
+            f"cannot reach the Kafka broker at {bootstrap} ({exc}). Start it with "
             "`facestream up`, or set KAFKA_BOOTSTRAP_SERVERS to a running broker."
         ) from exc
+
+
+def ensure_topics(s: Settings, timeout_s: float = 30.0) -> list[str]:
+    """Create the missing facestream topics; return the names created."""
+    admin = _admin(s.bootstrap, timeout_s)
     try:
         existing = set(admin.list_topics())
         created = []
@@ -58,6 +70,34 @@ def ensure_topics(s: Settings, timeout_s: float = 30.0) -> list[str]:
         if created:
             log.info("created topics %s with %d partitions", created, s.partitions)
         return created
+    finally:
+        admin.close()
+
+
+def remove_topics(bootstrap: str, prefixes: Iterable[str], groups: Iterable[str] = (),
+                  timeout_s: float = 30.0) -> list[str]:
+    """Delete every topic whose name starts with one of ``prefixes`` and the committed offsets of
+    the consumer ``groups``: what a finished test or chaos run leaves on a broker. Returns the
+    topics deleted. A group the broker will not delete (still has members, or the broker does
+    not know the request) is logged and left; the topics are what hold the data.
+
+    Why it matters: the embedded broker keeps its whole state in one file that it rewrites as
+    the state changes, so every record left behind costs CPU on every later write."""
+    prefixes = tuple(prefixes)
+    admin = _admin(bootstrap, timeout_s)
+    try:
+        doomed = sorted(t for t in admin.list_topics() if t.startswith(prefixes))
+        if doomed:
+            admin.delete_topics(doomed, timeout_ms=int(timeout_s * 1000))
+        groups = list(groups)
+        if groups:
+            try:
+                for group, outcome in admin.delete_groups(groups).items():
+                    if outcome not in ("OK", GroupIdNotFoundError.__name__):
+                        log.warning("consumer group %s not deleted: %s", group, outcome)
+            except KafkaError as exc:
+                log.warning("consumer groups %s not deleted: %s", groups, exc)
+        return doomed
     finally:
         admin.close()
 

@@ -11,6 +11,7 @@ Each test gets a fresh database of its own.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -27,11 +28,12 @@ from kafka import KafkaConsumer
 from facestream.services import spawn, stop
 from infra.embedded import free_port, start_broker, stop_broker
 from infra.settings import Settings
-from infra.topics import ensure_topics
+from infra.topics import ensure_topics, owned_prefixes, remove_topics
 from schemas import FACE_RESULT, SESSION_SUMMARY, FaceResult, SessionSummary, decode, peek_header
 from sinks.store.writer import StoreSink
 
 _free_port = free_port
+log = logging.getLogger(__name__)
 
 
 # FACESTREAM_TEST_CONTAINERS=1 runs the integration suite against real Apache Kafka and
@@ -106,8 +108,15 @@ def database_url(postgres_admin_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def make_settings(bootstrap: str, tmp_path: Path) -> Callable[..., Settings]:
-    """Settings with topics and consumer group of their own, so tests never see each other."""
+def make_settings(bootstrap: str, tmp_path: Path) -> Iterator[Callable[..., Settings]]:
+    """Settings with topics and consumer group of their own, so tests never see each other.
+
+    Both are deleted after the test: the session's broker would otherwise carry every test's
+    records to the end of the run, and the embedded one rewrites its whole state as it changes,
+    so each later test would pay for them. The process fixtures (start_worker, start_gateway,
+    sink_thread) ask for this one so that their processes stop first: pytest tears fixtures
+    down in the reverse of the order it set them up."""
+    made: list[Settings] = []
 
     def make(**overrides: object) -> Settings:
         tag = uuid.uuid4().hex[:8]
@@ -120,10 +129,16 @@ def make_settings(bootstrap: str, tmp_path: Path) -> Callable[..., Settings]:
         )
         base.update(overrides)
         s = Settings(**base)
+        made.append(s)
         ensure_topics(s)
         return s
 
-    return make
+    yield make
+    for s in made:
+        try:
+            remove_topics(s.bootstrap, owned_prefixes(s), [s.app_id], timeout_s=10.0)
+        except Exception as exc:  # a test that took its broker away; nothing left to clean
+            log.warning("topics of %s not deleted: %s", s.app_id, exc)
 
 
 class SinkThread:
@@ -138,7 +153,7 @@ class SinkThread:
 
 
 @pytest.fixture
-def sink_thread() -> Iterator[Callable[[Settings, str], SinkThread]]:
+def sink_thread(make_settings: Callable[..., Settings]) -> Iterator[Callable[[Settings, str], SinkThread]]:
     """Start a store sink in a thread; every one is stopped after the test (a sink left running
     stays in its consumer group and holds up the next sinks' rebalances)."""
     started: list[SinkThread] = []
@@ -166,8 +181,10 @@ class WorkerProcess:
 
 
 @pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[Callable[[Settings], WorkerProcess]]:
-    """Start `facestream worker` as a real process; waits until it reports ready (partitions assigned, state restored)."""
+def start_worker(tmp_path: Path,
+                 make_settings: Callable[..., Settings]) -> Iterator[Callable[[Settings], WorkerProcess]]:
+    """Start `facestream worker` as a real process; waits until it reports ready (partitions
+    assigned, state restored)."""
     started: list[WorkerProcess] = []
 
     def start(s: Settings, timeout_s: float = 120.0) -> WorkerProcess:
@@ -203,7 +220,7 @@ class GatewayProcess:
 
 
 @pytest.fixture
-def start_gateway(tmp_path: Path) -> Iterator[Callable[..., GatewayProcess]]:
+def start_gateway(tmp_path: Path, make_settings: Callable[..., Settings]) -> Iterator[Callable[..., GatewayProcess]]:
     """Start `facestream gateway` as a real process on a free 127.0.0.1 port; waits for /healthz."""
     import httpx
 
