@@ -61,6 +61,8 @@ def test_worker_killed_three_times_with_the_defaults(make_settings, database_url
     for t in senders:
         t.start()
     restarts: list[float] = []
+    ready: list[float] = []  # seconds from each restart until the worker said Ready
+    restarted = []
     in_flight: list[int] = []
     for at in KILLS_AT_S:
         time.sleep(max(0.0, t0 + at - time.monotonic()))
@@ -69,6 +71,8 @@ def test_worker_killed_three_times_with_the_defaults(make_settings, database_url
         time.sleep(1.0)
         restarts.append(time.monotonic())
         worker = start_worker(s)
+        ready.append(time.monotonic() - restarts[-1])
+        restarted.append(worker)
     for t in senders:
         t.join()
     assert wait_for(lambda: all(len(c.calculations) >= len(frames) for c in clients), 60), \
@@ -90,7 +94,8 @@ def test_worker_killed_three_times_with_the_defaults(make_settings, database_url
     # at such a gap forever, and the next restart would have replayed everything after it).
     assert wait_for(lambda: group_lag(s, s.app_id, [s.frames_topic]) == 0, 30), \
         f"worker lag {group_lag(s, s.app_id, [s.frames_topic])}; log:\n{worker.output()[-3000:]}"
-    assert max(recovery) <= 5.0, f"recovery {recovery}"
+    assert max(recovery) <= 5.0, (f"recovery {recovery}, Ready after {ready}; the restarted workers' logs:\n"
+                                  + "\n".join(w.output()[-2000:] for w in restarted))
 
 
 def test_store_sink_killed_three_times_with_the_defaults(make_settings, database_url, start_worker, tmp_path,
