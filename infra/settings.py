@@ -42,8 +42,12 @@ class Settings(BaseSettings):
     dead_letter_topic: str = "facestream.dead-letters"
     partitions: int = Field(4, ge=1, description="partitions of every facestream topic")
     replication_factor: int = Field(1, ge=1)
-    frames_retention_ms: int = Field(6 * 3600 * 1000, description="frames are bulky: keep hours")
-    results_retention_ms: int = Field(7 * 24 * 3600 * 1000)
+    frames_retention_ms: int = Field(6 * 3600 * 1000, ge=-1, description="how long the frames topic keeps "
+                                     "frames (a stopped worker catches up within it); they are bulky: hours. "
+                                     "Given to the topic when it is created; -1: for ever")
+    results_retention_ms: int = Field(7 * 24 * 3600 * 1000, ge=-1, description="how long the results, "
+                                      "sessions and dead-letter topics keep records. Given to topics when "
+                                      "they are created; -1: for ever")
 
     fetch_idle_max_s: float = Field(
         0.01, ge=0, description="longest pause of an idle consumer between fetches (the embedded broker "
