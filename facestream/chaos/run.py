@@ -85,8 +85,9 @@ def _run_settings(base: Settings, run_id: str, data_dir: Path) -> Settings:
 class _Faults:
     """Carries out the plan: each fault in a thread of its own, started at its moment."""
 
-    def __init__(self, parts: Parts, obs: Observer, mojo: MojoLoad, t0: float) -> None:
+    def __init__(self, parts: Parts, obs: Observer, mojo: MojoLoad, t0: float, timeout_s: float = 120.0) -> None:
         self.parts, self.obs, self.mojo, self.t0 = parts, obs, mojo, t0
+        self.timeout_s = timeout_s  # a part not seen recovering this long after its fault: "never"
         self.obs_lock = threading.Lock()  # the Kafka observer's consumers are not thread-safe
 
     def lagged(self, fn) -> int:
@@ -97,10 +98,10 @@ class _Faults:
         with self.obs_lock:
             return self.obs.committed(group, topics)
 
-    def _progress_after(self, group: str, topics: list[str], since: float, timeout_s: float = 120.0) -> float | None:
+    def _progress_after(self, group: str, topics: list[str], since: float) -> float | None:
         """Seconds from ``since`` until ``group`` commits past where it was at ``since``."""
         start = self.committed(group, topics)
-        while time.monotonic() - since < timeout_s:
+        while time.monotonic() - since < self.timeout_s:
             if self.committed(group, topics) > start:
                 return time.monotonic() - since
             time.sleep(0.1)
@@ -124,13 +125,16 @@ class _Faults:
                 name = f"gateway-{f.target}"
                 hit = [c for c in list(self.mojo.connections) if c.gateway == f.target and c.closed is None]
                 rec.in_flight = sum(c.gaps for c in hit)
-                self.parts.kill(name)
+                # Noted before the kill: its clients may be back on the other gateway before the
+                # dead process is reaped (the kernel closes its sockets first), and a connection
+                # opened then is a new one all the same.
                 killed = time.monotonic()
+                self.parts.kill(name)
                 time.sleep(f.down_s)
                 self.parts.start(name)
                 # Recovered when every client it held gets calculations again, on either gateway.
                 clients = {c.client for c in hit}
-                while time.monotonic() - killed < 120.0:
+                while time.monotonic() - killed < self.timeout_s:
                     back = {c.client for c in list(self.mojo.connections) if c.opened > killed and c.received > 0}
                     if clients <= back:
                         rec.recovery_s = time.monotonic() - killed
