@@ -66,12 +66,31 @@ class Observer:
             c.close()
 
 
-def frames_on_topic(s: Settings) -> dict[str, set[int]]:
-    """Every frame on the frames topic: face key -> seqs (a frame written twice counts once)."""
+@dataclass
+class FramesOnTopic:
+    """Every frame on the frames topic: face key -> seqs (a frame written twice counts once), and
+    where each (face key, seq) lies (partition, offset; its first copy)."""
+
+    seqs: dict[str, set[int]] = field(default_factory=dict)
+    where: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+
+
+def frames_on_topic(s: Settings) -> FramesOnTopic:
     return asyncio.run(_read_frames(s))
 
 
-async def _read_frames(s: Settings) -> dict[str, set[int]]:
+def offset_runs(places: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
+    """(partition, offset) pairs -> (partition, first, last) runs of consecutive offsets, in order."""
+    runs: list[tuple[int, int, int]] = []
+    for partition, offset in sorted(places):
+        if runs and runs[-1][0] == partition and runs[-1][2] == offset - 1:
+            runs[-1] = (partition, runs[-1][1], offset)
+        else:
+            runs.append((partition, offset, offset))
+    return runs
+
+
+async def _read_frames(s: Settings) -> FramesOnTopic:
     # aiokafka, as the worker's gap reader: kafka-python's consumer, assigned and sought to the
     # beginning of this topic, returned nothing at all on the test broker.
     from aiokafka import AIOKafkaConsumer
@@ -85,14 +104,15 @@ async def _read_frames(s: Settings) -> dict[str, set[int]]:
         c.assign(parts)
         await c.seek_to_beginning(*parts)
         ends = await c.end_offsets(parts)
-        out: dict[str, set[int]] = {}
+        out = FramesOnTopic()
         progress = time.monotonic()
         while any([await c.position(tp) < ends[tp] for tp in parts]):
             for records in (await c.getmany(timeout_ms=1000, max_records=5000)).values():
                 progress = time.monotonic()
                 for m in records:
                     f = LandmarkFrame.decode(m.value, validate=False)
-                    out.setdefault(f.key, set()).add(f.seq)
+                    out.seqs.setdefault(f.key, set()).add(f.seq)
+                    out.where.setdefault((f.key, f.seq), (m.partition, m.offset))
             if time.monotonic() - progress > 60:
                 short = {tp.partition: (await c.position(tp), ends[tp]) for tp in parts}
                 raise RuntimeError(f"the frames topic could not be read to its end (partition: (position, end) "
@@ -149,6 +169,7 @@ class Verdict:
     edge_acked_missing_on_topic: int = 0
     rows: int = 0
     lost: int = 0  # acknowledged frames without a row
+    lost_at: list[tuple[int, int, int]] = field(default_factory=list)  # their (partition, first, last offset) runs
     duplicated: int = 0  # rows beyond one per (face_key, seq)
     faces: int = 0
     sessions: int = 0
@@ -171,7 +192,8 @@ class Verdict:
 
 def judge(s: Settings, url: str, edge_acked: dict[str, set[int]], mojo_connections: list) -> Verdict:
     v = Verdict()
-    on_topic = frames_on_topic(s)
+    topic = frames_on_topic(s)
+    on_topic = topic.seqs
     v.frames = sum(len(q) for q in on_topic.values())
     v.edge_acked = sum(len(q) for q in edge_acked.values())
     v.edge_acked_missing_on_topic = sum(len(q - on_topic.get(k, set())) for k, q in edge_acked.items())
@@ -183,7 +205,9 @@ def judge(s: Settings, url: str, edge_acked: dict[str, set[int]], mojo_connectio
             n += 1
         v.rows = n
         v.duplicated = n - sum(len(q) for q in rows.values())
-        v.lost = sum(len(q - rows.get(k, set())) for k, q in on_topic.items())
+        lost = [(k, seq) for k, q in on_topic.items() for seq in q - rows.get(k, set())]
+        v.lost = len(lost)
+        v.lost_at = offset_runs([topic.where[x] for x in lost])
         v.faces = len(rows)
         checks = session_checks(conn, s.session_gap_s)
     v.sessions, v.resets, v.input_gaps, v.skips = checks.sessions, checks.resets, checks.input_gaps, checks.skips
@@ -202,4 +226,8 @@ def judge(s: Settings, url: str, edge_acked: dict[str, set[int]], mojo_connectio
                         ("unanswered frames on connections that stayed up", v.mojo_gaps_other)):
         if value:
             v.problems.append(f"{value} {name}")
+    if v.lost_at:  # where: to hold against the worker's log of restarts and read-backs
+        runs = ", ".join(f"{p}:{a}-{b}" for p, a, b in v.lost_at[:8])
+        more = f" and {len(v.lost_at) - 8} more" if len(v.lost_at) > 8 else ""
+        v.problems.append(f"the frames without a row lie at partition:offsets {runs}{more}")
     return v

@@ -57,3 +57,10 @@ def test_sessions_are_judged_against_gaps_in_their_frames(database_url):
     assert checks.skips == 3
     assert checks.summaries_missing == 1, "reset's second session"
     assert checks.summaries_inconsistent == 1, "paused's second session: 2 frames said, 3 stored"
+
+
+def test_lost_frames_are_told_as_runs_of_offsets_per_partition():
+    from facestream.chaos.verdict import offset_runs
+
+    assert offset_runs([]) == []
+    assert offset_runs([(1, 7), (0, 3), (1, 5), (1, 6), (0, 4), (1, 9)]) == [(0, 3, 4), (1, 5, 7), (1, 9, 9)]
