@@ -68,11 +68,17 @@ class Observer:
 
 @dataclass
 class FramesOnTopic:
-    """Every frame on the frames topic: face key -> seqs (a frame written twice counts once), and
-    where each (face key, seq) lies (partition, offset; its first copy)."""
+    """Every frame on the frames topic, by where it lies: (face key, seq) -> (partition, offset) of
+    its first copy (a frame written twice counts once)."""
 
-    seqs: dict[str, set[int]] = field(default_factory=dict)
     where: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+
+    def seqs(self) -> dict[str, set[int]]:
+        """Face key -> its seqs on the topic."""
+        out: dict[str, set[int]] = {}
+        for key, seq in self.where:
+            out.setdefault(key, set()).add(seq)
+        return out
 
 
 def frames_on_topic(s: Settings) -> FramesOnTopic:
@@ -111,7 +117,6 @@ async def _read_frames(s: Settings) -> FramesOnTopic:
                 progress = time.monotonic()
                 for m in records:
                     f = LandmarkFrame.decode(m.value, validate=False)
-                    out.seqs.setdefault(f.key, set()).add(f.seq)
                     out.where.setdefault((f.key, f.seq), (m.partition, m.offset))
             if time.monotonic() - progress > 60:
                 short = {tp.partition: (await c.position(tp), ends[tp]) for tp in parts}
@@ -193,7 +198,7 @@ class Verdict:
 def judge(s: Settings, url: str, edge_acked: dict[str, set[int]], mojo_connections: list) -> Verdict:
     v = Verdict()
     topic = frames_on_topic(s)
-    on_topic = topic.seqs
+    on_topic = topic.seqs()
     v.frames = sum(len(q) for q in on_topic.values())
     v.edge_acked = sum(len(q) for q in edge_acked.values())
     v.edge_acked_missing_on_topic = sum(len(q - on_topic.get(k, set())) for k, q in edge_acked.items())

@@ -37,12 +37,7 @@ def test_one_minute_of_chaos_loses_nothing(make_settings, tmp_path):
 
 
 def _left_behind(s) -> list[str]:
-    from kafka.admin import KafkaAdminClient
-
     from infra.topics import owned_prefixes
+    from tests.infra.test_topics import _topics
 
-    admin = KafkaAdminClient(bootstrap_servers=s.bootstrap)
-    try:
-        return [t for t in admin.list_topics() if t.startswith(owned_prefixes(s))]
-    finally:
-        admin.close()
+    return [t for t in _topics(s.bootstrap) if t.startswith(owned_prefixes(s))]
