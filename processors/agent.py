@@ -94,9 +94,10 @@ class FrameBatches:
             fresh, missing = self.guard.admit(m.partition, m.offset)
             if missing:
                 metrics.ENGINE_REPAIRS.labels("gap").inc(len(missing))
-                log.warning("the stream engine skipped offsets %d-%d of %s partition %d: read back from Kafka",
-                            missing.start, missing.stop - 1, m.topic, m.partition)
-                out.extend(await self.gaps.read(m.partition, missing))
+                values = await self.gaps.read(m.partition, missing)
+                log.warning("the stream engine skipped offsets %d-%d of %s partition %d: read %d back from Kafka",
+                            missing.start, missing.stop - 1, m.topic, m.partition, len(values))
+                out.extend(values)
                 read_back.append((m.partition, missing))
             if fresh:
                 out.append(event.value)

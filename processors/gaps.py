@@ -7,7 +7,7 @@ fault test lost one frame in about every third restart). Faust cannot be asked f
 so the worker checks offsets itself: a partition's offsets must follow each other; a repeat is
 dropped (its result is already out), and a gap is read back from Kafka with a plain consumer and
 processed in its place. Kafka offsets can legitimately jump (transaction markers, compaction): then
-the read-back simply finds fewer records.
+the read-back finds fewer records; it asks once more, then logs what did not come back.
 """
 
 from __future__ import annotations
@@ -87,23 +87,37 @@ class GapReader:
     _consumer: AIOKafkaConsumer | None = None
 
     async def read(self, partition: int, offsets: range) -> list[bytes | None]:
+        """The values at ``offsets`` of ``partition``, in offset order. Offsets that do not come
+        back are read once more; any still missing then are logged as an error (on the frames topic,
+        which nobody compacts or writes transactionally, a record missing here is a frame lost)."""
         if self._consumer is None:
+            # earliest: offsets below the log's start are gone (retention), read from where it starts.
             self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
                                               enable_auto_commit=False, client_id="facestream-gap-reader",
-                                              max_partition_fetch_bytes=16 << 20)
+                                              max_partition_fetch_bytes=16 << 20, auto_offset_reset="earliest")
             await self._consumer.start()
         tp = TopicPartition(self.topic, partition)
         self._consumer.assign([tp])
         self._consumer.seek(tp, offsets.start)
-        values: list[bytes | None] = []
+        got: dict[int, bytes | None] = {}
+        retried = False
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:
             batch = await self._consumer.getmany(tp, timeout_ms=500, max_records=len(offsets))
             for m in batch.get(tp, []):
                 if m.offset in offsets:
-                    values.append(m.value)
-            if await self._consumer.position(tp) >= offsets.stop:
-                return values
+                    got.setdefault(m.offset, m.value)
+            if await self._consumer.position(tp) < offsets.stop:
+                continue
+            missing = [o for o in offsets if o not in got]
+            if missing and not retried:
+                retried = True
+                self._consumer.seek(tp, missing[0])
+                continue
+            if missing:
+                log.error("%d of offsets %d-%d of %s did not come back from %s (first %d); they are not processed",
+                          len(missing), offsets.start, offsets.stop - 1, tp, self.bootstrap, missing[0])
+            return [got[o] for o in sorted(got)]
         raise asyncio.TimeoutError(f"could not read offsets {offsets.start}-{offsets.stop - 1} of {tp} back "
                                    f"from {self.bootstrap} in {self.timeout_s:.0f} s")
 

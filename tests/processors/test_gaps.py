@@ -2,7 +2,30 @@
 
 from __future__ import annotations
 
-from processors.gaps import OffsetGuard
+import asyncio
+
+from kafka import KafkaProducer
+
+from processors.gaps import GapReader, OffsetGuard
+
+
+def _ten_frames_on_partition_1(s) -> None:
+    p = KafkaProducer(bootstrap_servers=s.bootstrap)
+    for i in range(10):
+        p.send(s.frames_topic, value=f"frame-{i}".encode(), partition=1)
+    p.flush()
+    p.close()
+
+
+def _read_back(s, partition: int, offsets: range) -> list:
+    async def read() -> list:
+        reader = GapReader(s.bootstrap, s.frames_topic)
+        try:
+            return await reader.read(partition, offsets)
+        finally:
+            await reader.close()
+
+    return asyncio.run(read())
 
 
 def test_consecutive_offsets_pass_and_the_first_one_sets_the_start():
@@ -31,29 +54,31 @@ def test_after_a_rebalance_any_offset_is_a_new_start():
 
 
 def test_gap_reader_reads_the_missing_records_back_from_the_broker(make_settings):
-    import asyncio
+    s = make_settings()
+    _ten_frames_on_partition_1(s)
+    assert _read_back(s, 1, range(3, 6)) == [b"frame-3", b"frame-4", b"frame-5"]
 
-    from kafka import KafkaProducer
 
-    from infra.topics import ensure_topics
-    from processors.gaps import GapReader
+def test_gap_reader_reads_what_is_left_of_a_range_and_says_what_did_not_come_back(make_settings, caplog):
+    """Records below the log's start are gone (retention): the rest of the range is still read, and
+    the missing offsets are logged as an error. The reader used to jump to the end of the partition
+    (the consumer's default reset) and return nothing at all, without a word."""
+    import logging
+
+    from kafka import KafkaAdminClient, TopicPartition
 
     s = make_settings()
-    ensure_topics(s)
-    p = KafkaProducer(bootstrap_servers=s.bootstrap)
-    for i in range(10):
-        p.send(s.frames_topic, value=f"frame-{i}".encode(), partition=1)
-    p.flush()
-    p.close()
+    _ten_frames_on_partition_1(s)
+    admin = KafkaAdminClient(bootstrap_servers=s.bootstrap)
+    try:
+        admin.delete_records({TopicPartition(s.frames_topic, 1): 4})
+    finally:
+        admin.close()
 
-    async def read() -> list:
-        reader = GapReader(s.bootstrap, s.frames_topic)
-        try:
-            return await reader.read(1, range(3, 6))
-        finally:
-            await reader.close()
-
-    assert asyncio.run(read()) == [b"frame-3", b"frame-4", b"frame-5"]
+    with caplog.at_level(logging.ERROR, logger="processors.gaps"):
+        values = _read_back(s, 1, range(2, 8))
+    assert values == [b"frame-4", b"frame-5", b"frame-6", b"frame-7"]
+    assert "2 of offsets 2-7" in caplog.text and "(first 2)" in caplog.text
 
 
 def test_a_first_record_past_the_committed_offset_reveals_what_was_skipped():
