@@ -34,6 +34,18 @@ class ChaosParams:
     quiet_s: float = 40.0  # after the last fault ends, before the traffic stops
     lag_target_s: float = 10.0  # the lag must be back within this after the last fault
     keep_topics: bool = False  # False: the run's topics and consumer groups are deleted at its end
+    # After the traffic, how long the worker and the sink get to finish and the sessions to close.
+    drain_timeout_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class Drained:
+    """How the drain ended: ``seconds`` it took, or None when it gave up with work left."""
+
+    seconds: float | None
+    worker_lag: int  # frames the worker group had not committed when it ended
+    sink_lag: int  # results and summaries the sink group had not committed
+    open_sessions: int  # faces with rows but no summary yet
 
 
 @dataclass
@@ -53,6 +65,7 @@ class ChaosResult:
     verdict: Verdict = field(default_factory=Verdict)
     lag_recovery_s: float | None = None
     lag_threshold: int = 0
+    drained: Drained | None = None  # how the wait for the worker and the sink to finish ended
     rss: dict[str, tuple[int, int]] = field(default_factory=dict)  # process -> (after warm-up, at the end)
     cpu: dict[str, float] = field(default_factory=dict)  # part -> CPU seconds while the traffic ran
     machine_cpu: tuple[float, float] = (0.0, 0.0)  # (busy, available) CPU seconds of the machine, same span
@@ -69,7 +82,8 @@ class ChaosResult:
 
     @property
     def ok(self) -> bool:
-        return (self.verdict.ok and self.lag_recovery_s is not None and self.lag_recovery_s <= self.params.lag_target_s
+        return (self.verdict.ok and self.drained is not None and self.drained.seconds is not None
+                and self.lag_recovery_s is not None and self.lag_recovery_s <= self.params.lag_target_s
                 and all(abs(g) <= 0.2 for g in self.rss_growth.values())
                 and not any(r.error for r in self.records))
 
@@ -249,8 +263,13 @@ def run(base: Settings, p: ChaosParams, *, work_dir: Path, database_url: str | N
         result.edge_sent = edge.sent
         result.mojo_hung = mojo.hung
         progress(f"traffic stopped: {edge.sent} edge frames, {mojo.sent} Mojo frames; draining")
-        _drain(obs, s, url, p)
-        result.verdict = judge(s, url, edge.acked, mojo.connections)
+        result.drained = _drain(obs, s, url, p.drain_timeout_s)
+        if result.drained.seconds is None:
+            progress(f"the drain gave up after {p.drain_timeout_s:g} s: worker lag {result.drained.worker_lag:,}, "
+                     f"sink lag {result.drained.sink_lag:,}, {result.drained.open_sessions} sessions open")
+        result.verdict = judge(s, url, edge.acked, mojo.connections,
+                               committed=(obs.committed_offsets(s.app_id, s.frames_topic),
+                                          obs.committed_offsets(s.sink_group, s.results_topic)))
         for err in (edge.errors if edge else []):
             result.verdict.problems.append(f"edge producer: {err}")
     finally:
@@ -301,21 +320,26 @@ def _part_pids(parts: Parts, broker_pid: int | None) -> dict[str, list[int]]:
     return out
 
 
-def _drain(obs: Observer, s: Settings, url: str, p: ChaosParams, timeout_s: float = 300.0) -> None:
+def _drain(obs: Observer, s: Settings, url: str, timeout_s: float) -> Drained:
     """Wait until the worker and the sink have everything and every session has closed."""
     import psycopg
 
-    deadline = time.monotonic() + timeout_s
+    started = time.monotonic()
+    deadline = started + timeout_s
     while time.monotonic() < deadline and (obs.worker_lag() or obs.sink_lag()):
         time.sleep(0.5)
     # Sessions close after session_gap_s without frames (the sweep runs every sweep_interval_s).
     time.sleep(s.session_gap_s + s.sweep_interval_s)
-    while time.monotonic() < deadline:
+    open_faces = -1
+    while True:
         with psycopg.connect(url) as conn:
             open_faces = conn.execute("SELECT count(*) FROM sessions x WHERE NOT EXISTS "
                                       "(SELECT 1 FROM session_summaries y WHERE y.face_key = x.face_key)").fetchone()[0]
-        if not open_faces and not obs.sink_lag():
-            return
+        worker_lag, sink_lag = obs.worker_lag(), obs.sink_lag()
+        if not open_faces and not worker_lag and not sink_lag:
+            return Drained(time.monotonic() - started, 0, 0, 0)
+        if time.monotonic() >= deadline:
+            return Drained(None, worker_lag, sink_lag, open_faces)
         time.sleep(0.5)
 
 

@@ -67,7 +67,9 @@ def render(r: ChaosResult, heading: str = "## Chaos at load") -> list[str]:
         "short of CPU sends fewer) |",
         f"| frames the broker acknowledged | {v.frames:,} ({v.edge_acked:,} to edge producers; the rest from "
         "the gateways) |",
-        f"| lost (acknowledged, no row in face_results) | {v.lost} |",
+        f"| lost (acknowledged, no row in face_results, committed past) | {v.lost} ({v.lost_by_sink} of them by the "
+        "sink: a result it committed past) |",
+        f"| after the traffic: worker and sink done, every session closed | {_drained(r)} |",
         f"| duplicated rows | {v.duplicated} |",
         f"| sessions reset (the face's frames went on) / started again after a gap in the face's frames "
         f"(not a fault) / rows out of their session's count | {v.resets} / {v.input_gaps} / {v.skips} "
@@ -87,6 +89,17 @@ def render(r: ChaosResult, heading: str = "## Chaos at load") -> list[str]:
         f"| verdict | {'passed' if r.ok else 'FAILED: ' + '; '.join(_failures(r))} |",
     ]
     return lines
+
+
+def _drained(r: ChaosResult) -> str:
+    d, v = r.drained, r.verdict
+    if d is None:
+        return "not reached"
+    if d.seconds is not None:
+        return f"in {d.seconds:.0f} s"
+    return (f"**not within {r.params.drain_timeout_s:g} s**: worker lag {d.worker_lag:,}, sink lag {d.sink_lag:,}, "
+            f"{d.open_sessions} sessions open; {v.pending:,} acknowledged frames without a row yet (not counted "
+            "lost)")
 
 
 def _cpu_rows(r: ChaosResult) -> list[str]:
@@ -109,6 +122,8 @@ def _cpu_rows(r: ChaosResult) -> list[str]:
 
 def _failures(r: ChaosResult) -> list[str]:
     out = list(r.verdict.problems)
+    if r.drained is not None and r.drained.seconds is None:
+        out.append(f"not drained within {r.params.drain_timeout_s:g} s")
     if r.lag_recovery_s is None or r.lag_recovery_s > r.params.lag_target_s:
         out.append("lag not back in time")
     out += [f"{n} RSS {g:+.0%}" for n, g in r.rss_growth.items() if abs(g) > 0.2]

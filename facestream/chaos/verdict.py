@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
 from kafka import KafkaConsumer, TopicPartition
 
 from infra.settings import Settings
-from schemas import LandmarkFrame
+from schemas import FaceResult, LandmarkFrame
 
 
 class Observer:
@@ -48,6 +49,11 @@ class Observer:
     def committed(self, group: str, topics: list[str]) -> int:
         c = self._consumer(group)
         return sum(c.committed(tp) or 0 for tp in self._parts(topics))
+
+    def committed_offsets(self, group: str, topic: str) -> dict[int, int]:
+        """Partition -> the group's committed offset on ``topic`` (0 where it has none)."""
+        c = self._consumer(group)
+        return {tp.partition: c.committed(tp) or 0 for tp in self._parts([topic])}
 
     def lag(self, group: str, topics: list[str]) -> int:
         """End offsets minus the group's committed offsets over ``topics``."""
@@ -82,7 +88,28 @@ class FramesOnTopic:
 
 
 def frames_on_topic(s: Settings) -> FramesOnTopic:
-    return asyncio.run(_read_frames(s))
+    out = FramesOnTopic()
+
+    def keep(partition: int, offset: int, value: bytes) -> None:
+        f = LandmarkFrame.decode(value, validate=False)
+        out.where.setdefault((f.key, f.seq), (partition, offset))
+
+    asyncio.run(_read_topic(s, s.frames_topic, keep))
+    return out
+
+
+def results_on_topic(s: Settings, wanted: set[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, int]]:
+    """Of the (face key, seq) pairs ``wanted``, those with a result on the results topic, each with
+    the (partition, offset) of its first copy."""
+    found: dict[tuple[str, int], tuple[int, int]] = {}
+
+    def keep(partition: int, offset: int, value: bytes) -> None:
+        r = FaceResult.decode(value)
+        if (r.face_key, r.seq) in wanted:
+            found.setdefault((r.face_key, r.seq), (partition, offset))
+
+    asyncio.run(_read_topic(s, s.results_topic, keep))
+    return found
 
 
 def offset_runs(places: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
@@ -96,7 +123,9 @@ def offset_runs(places: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
     return runs
 
 
-async def _read_frames(s: Settings) -> FramesOnTopic:
+async def _read_topic(s: Settings, topic: str, keep: Callable[[int, int, bytes], None]) -> None:
+    """Every record of ``topic`` from its beginning to (at least) its end as of now, as
+    ``keep(partition, offset, value)``."""
     # aiokafka, as the worker's gap reader: kafka-python's consumer, assigned and sought to the
     # beginning of this topic, returned nothing at all on the test broker.
     from aiokafka import AIOKafkaConsumer
@@ -106,23 +135,20 @@ async def _read_frames(s: Settings) -> FramesOnTopic:
                          client_id="facestream-chaos-verdict", auto_offset_reset="earliest")
     await c.start()
     try:
-        parts = [ATP(s.frames_topic, p) for p in sorted(c.partitions_for_topic(s.frames_topic) or ())]
+        parts = [ATP(topic, p) for p in sorted(c.partitions_for_topic(topic) or ())]
         c.assign(parts)
         await c.seek_to_beginning(*parts)
         ends = await c.end_offsets(parts)
-        out = FramesOnTopic()
         progress = time.monotonic()
         while any([await c.position(tp) < ends[tp] for tp in parts]):
             for records in (await c.getmany(timeout_ms=1000, max_records=5000)).values():
                 progress = time.monotonic()
                 for m in records:
-                    f = LandmarkFrame.decode(m.value, validate=False)
-                    out.where.setdefault((f.key, f.seq), (m.partition, m.offset))
+                    keep(m.partition, m.offset, m.value)
             if time.monotonic() - progress > 60:
                 short = {tp.partition: (await c.position(tp), ends[tp]) for tp in parts}
-                raise RuntimeError(f"the frames topic could not be read to its end (partition: (position, end) "
-                                   f"{short}): the verdict needs every acknowledged frame")
-        return out
+                raise RuntimeError(f"{topic} could not be read to its end (partition: (position, end) {short}): "
+                                   "the verdict needs every record")
     finally:
         await c.stop()
 
@@ -173,8 +199,13 @@ class Verdict:
     edge_acked: int = 0  # of them, acknowledged to an edge producer
     edge_acked_missing_on_topic: int = 0
     rows: int = 0
-    lost: int = 0  # acknowledged frames without a row
-    lost_at: list[tuple[int, int, int]] = field(default_factory=list)  # their (partition, first, last offset) runs
+    # Acknowledged frames without a row: lost when the part that had them committed past them (the
+    # worker, with no result on the results topic; the sink, past the result), else still on their
+    # way when the run ended (``pending``: a drain that gave up), neither lost nor stored.
+    lost: int = 0
+    lost_by_sink: int = 0  # of the lost, those whose result is on the results topic
+    pending: int = 0
+    lost_at: list[tuple[int, int, int]] = field(default_factory=list)  # lost frames' (partition, first, last offset)
     duplicated: int = 0  # rows beyond one per (face_key, seq)
     faces: int = 0
     sessions: int = 0
@@ -195,7 +226,10 @@ class Verdict:
         return not self.problems
 
 
-def judge(s: Settings, url: str, edge_acked: dict[str, set[int]], mojo_connections: list) -> Verdict:
+def judge(s: Settings, url: str, edge_acked: dict[str, set[int]], mojo_connections: list,
+          committed: tuple[dict[int, int], dict[int, int]] | None = None) -> Verdict:
+    """``committed``: the worker group's committed offsets of the frames topic and the sink group's
+    of the results topic (partition -> offset) when the run ended; None: everything committed."""
     v = Verdict()
     topic = frames_on_topic(s)
     on_topic = topic.seqs()
@@ -210,9 +244,14 @@ def judge(s: Settings, url: str, edge_acked: dict[str, set[int]], mojo_connectio
             n += 1
         v.rows = n
         v.duplicated = n - sum(len(q) for q in rows.values())
-        lost = [(k, seq) for k, q in on_topic.items() for seq in q - rows.get(k, set())]
-        v.lost = len(lost)
-        v.lost_at = offset_runs([topic.where[x] for x in lost])
+        missing = [(k, seq) for k, q in on_topic.items() for seq in q - rows.get(k, set())]
+        if missing:  # who had them: read only then, the results topic holds a row's worth per frame
+            results = results_on_topic(s, set(missing))
+            by_worker = [x for x in missing if x not in results and _passed(topic.where[x], committed, 0)]
+            by_sink = [x for x in missing if x in results and _passed(results[x], committed, 1)]
+            v.lost, v.lost_by_sink = len(by_worker) + len(by_sink), len(by_sink)
+            v.pending = len(missing) - v.lost
+            v.lost_at = offset_runs([topic.where[x] for x in by_worker + by_sink])
         v.faces = len(rows)
         checks = session_checks(conn, s.session_gap_s)
     v.sessions, v.resets, v.input_gaps, v.skips = checks.sessions, checks.resets, checks.input_gaps, checks.skips
@@ -222,7 +261,9 @@ def judge(s: Settings, url: str, edge_acked: dict[str, set[int]], mojo_connectio
     v.mojo_refused = sum(c.refused for c in mojo_connections)
     v.mojo_gaps_at_kills = sum(c.gaps for c in mojo_connections if c.closed is not None)
     v.mojo_gaps_other = sum(c.gaps for c in mojo_connections if c.closed is None)
-    for name, value in (("acknowledged frames without a row", v.lost), ("duplicated rows", v.duplicated),
+    for name, value in (("acknowledged frames lost (no row, and committed past)", v.lost),
+                        ("acknowledged frames still on their way when the run ended (no row yet)", v.pending),
+                        ("duplicated rows", v.duplicated),
                         ("edge frames acknowledged but not on the topic", v.edge_acked_missing_on_topic),
                         ("sessions reset while their face's frames went on", v.resets),
                         ("rows out of their session's count", v.skips),
@@ -234,5 +275,12 @@ def judge(s: Settings, url: str, edge_acked: dict[str, set[int]], mojo_connectio
     if v.lost_at:  # where: to hold against the worker's log of restarts and read-backs
         runs = ", ".join(f"{p}:{a}-{b}" for p, a, b in v.lost_at[:8])
         more = f" and {len(v.lost_at) - 8} more" if len(v.lost_at) > 8 else ""
-        v.problems.append(f"the frames without a row lie at partition:offsets {runs}{more}")
+        v.problems.append(f"the lost frames lie at partition:offsets {runs}{more}; {v.lost - v.lost_by_sink:,} "
+                          f"lost by the worker (no result on the results topic), {v.lost_by_sink:,} by the sink "
+                          "(a result it committed past)")
     return v
+
+
+def _passed(place: tuple[int, int], committed: tuple[dict[int, int], dict[int, int]] | None, group: int) -> bool:
+    """Whether the group (0: the worker's, 1: the sink's) committed past ``place`` (partition, offset)."""
+    return committed is None or place[1] < committed[group].get(place[0], 0)

@@ -27,7 +27,7 @@ def test_one_minute_of_chaos_loses_nothing(make_settings, tmp_path):
     assert _left_behind(result.settings) == []
     assert {r.fault.kind for r in result.records} == {"worker", "sink", "gateway", "postgres"}
     assert not [r.error for r in result.records if r.error]
-    assert (v.lost, v.duplicated, v.edge_acked_missing_on_topic) == (0, 0, 0), "\n".join(lines)
+    assert (v.lost, v.pending, v.duplicated, v.edge_acked_missing_on_topic) == (0, 0, 0, 0), "\n".join(lines)
     assert (v.resets, v.skips) == (0, 0), "\n".join(lines)
     assert (v.summaries_missing, v.summaries_inconsistent) == (0, 0), "\n".join(lines)
     assert v.mojo_gaps_other == 0 and v.frames > 10 * 30 * 40, "\n".join(lines)

@@ -1,4 +1,5 @@
-"""The chaos verdict's session checks, on rows written to a real PostgreSQL."""
+"""The chaos verdict: its session checks on rows written to a real PostgreSQL, and who lost a frame,
+judged from a real broker's topics."""
 
 from __future__ import annotations
 
@@ -64,3 +65,35 @@ def test_lost_frames_are_told_as_runs_of_offsets_per_partition():
 
     assert offset_runs([]) == []
     assert offset_runs([(1, 7), (0, 3), (1, 5), (1, 6), (0, 4), (1, 9)]) == [(0, 3, 4), (1, 5, 7), (1, 9, 9)]
+
+
+@pytest.mark.integration
+def test_a_frame_without_a_row_is_put_down_to_the_part_that_committed_past_it(
+        make_settings, database_url, wolfgang_frames):
+    from kafka import KafkaProducer
+
+    from facestream.chaos.verdict import judge
+
+    s = make_settings(partitions=1)
+    frames = [f for f in wolfgang_frames if f.track_id == 0][:3]
+    results = [_row(f.session_id, f.seq, f.capture_ms, frames[0].capture_ms, i) for i, f in enumerate(frames)]
+    assert [r.face_key for r in results] == [f.key for f in frames]
+    producer = KafkaProducer(bootstrap_servers=s.bootstrap, acks="all")
+    for f in frames:  # all three acknowledged (offsets 0-2) ...
+        producer.send(s.frames_topic, key=f.key.encode(), value=f.encode())
+    for r in results[:2]:  # ... the worker delivered two results (offsets 0-1) ...
+        producer.send(s.results_topic, key=r.session_id.encode(), value=r.encode())
+    producer.flush()
+    producer.close()
+    with connect(database_url) as conn:  # ... and the store kept the first
+        migrate(conn)
+        StoreWriter(conn).write(results[:1], [])
+
+    done = judge(s, database_url, {}, [], committed=({0: 3}, {0: 2}))
+    assert (done.frames, done.rows, done.lost, done.lost_by_sink, done.pending) == (3, 1, 2, 1, 0)
+    assert any("1 lost by the worker (no result on the results topic), 1 by the sink" in p for p in done.problems), \
+        done.problems
+
+    # Nobody committed past the second and third: they were still on their way, not lost.
+    behind = judge(s, database_url, {}, [], committed=({0: 2}, {0: 1}))
+    assert (behind.lost, behind.lost_by_sink, behind.pending) == (0, 0, 2)
