@@ -4,6 +4,7 @@ must recover; the end of the traffic, the drain, the sessions closing; the verdi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import statistics
 import threading
@@ -182,11 +183,17 @@ def run(base: Settings, p: ChaosParams, *, work_dir: Path, database_url: str | N
     seed = p.seed if p.seed is not None else int(time.time())
     run_id = f"{seed}-{uuid.uuid4().hex[:4]}"
     s = _run_settings(base, run_id, work_dir)
-    result = ChaosResult(params=p, seed=seed, settings=s)
-    started_broker = s.embedded and not broker_status(s).running
-    if s.embedded:
-        start_broker(s)
     real_kafka = (not s.embedded) if real_kafka is None else real_kafka
+    own_db = database_url is None
+    workers = 2 if real_kafka else 1
+    kinds = tuple(k for k in ("worker", "sink", "gateway", "postgres") if own_db or k != "postgres")
+    window_end = p.minutes * 60 - p.quiet_s
+    # PostgreSQL is frozen 10-30 s; a short run draws from what its window can hold.
+    pg_hold = (10.0, max(10.0, min(30.0, (window_end - p.warmup_s - 5) / p.per_kind - PlanParams.settle_s)))
+    # Drawn before anything starts: a schedule the window cannot hold fails here, leaving nothing behind.
+    faults = plan(seed, p.warmup_s + 5, window_end, p.per_kind, kinds,
+                  PlanParams(postgres_stop_s=pg_hold, workers=workers))
+    result = ChaosResult(params=p, seed=seed, settings=s)
     result.broker = f"Kafka at {s.bootstrap}" if real_kafka else f"noida-db at {s.bootstrap}"
     if not real_kafka:
         result.not_run += ["two workers, one killed (a partition move): the embedded broker (noida-db) cannot "
@@ -195,28 +202,30 @@ def run(base: Settings, p: ChaosParams, *, work_dir: Path, database_url: str | N
                            "a real Kafka's brokers are restarted by their operator, not by this run"]
     else:
         result.not_run.append("broker restart: the brokers are not this run's to restart")
-    ensure_topics(s)
-    own_db = database_url is None
-    url = embedded_url(s) if own_db else database_url
     if not own_db:
         result.not_run.append("PostgreSQL stopped: the database is not this run's (it only freezes its own)")
-    with connect(url) as conn:
-        migrate(conn)
-        token_key, key = auth.create_key(conn, f"chaos-{run_id}", ("ingest",))
-    parts = Parts(s, url, embedded_postmaster(s) if own_db else None, work_dir / "logs",
-                  gateway_ports or (free_port(), free_port()), workers=2 if real_kafka else 1)
-    kinds = tuple(k for k in ("worker", "sink", "gateway", "postgres") if own_db or k != "postgres")
-    window_end = p.minutes * 60 - p.quiet_s
-    # PostgreSQL is frozen 10-30 s; a short run draws from what its window can hold.
-    pg_hold = (10.0, max(10.0, min(30.0, (window_end - p.warmup_s - 5) / p.per_kind - PlanParams.settle_s)))
-    faults = plan(seed, p.warmup_s + 5, window_end, p.per_kind, kinds,
-                  PlanParams(postgres_stop_s=pg_hold, workers=parts.workers))
-    progress(f"chaos run {run_id}: {p.faces} faces x {p.fps:g} Hz for {p.minutes:g} min, seed {seed}, "
-             f"{len(faults)} faults; logs under {work_dir / 'logs'}\n{describe(faults)}")
-    obs = Observer(s)
     started = time.monotonic()
-    edge = mojo = None
-    try:
+    # Whatever the run starts is stopped on the way out, in reverse order, however it ends.
+    with contextlib.ExitStack() as cleanup:
+        if s.embedded and not broker_status(s).running:
+            start_broker(s)
+            cleanup.callback(stop_broker, s)
+        ensure_topics(s)
+        if not p.keep_topics:
+            cleanup.callback(_remove_topics, s, progress)
+        url = embedded_url(s) if own_db else database_url
+        if own_db:
+            cleanup.callback(stop_embedded, s)
+        with connect(url) as conn:
+            migrate(conn)
+            token_key, key = auth.create_key(conn, f"chaos-{run_id}", ("ingest",))
+        parts = Parts(s, url, embedded_postmaster(s) if own_db else None, work_dir / "logs",
+                      gateway_ports or (free_port(), free_port()), workers=workers)
+        progress(f"chaos run {run_id}: {p.faces} faces x {p.fps:g} Hz for {p.minutes:g} min, seed {seed}, "
+                 f"{len(faults)} faults; logs under {work_dir / 'logs'}\n{describe(faults)}")
+        cleanup.callback(parts.stop_all)
+        obs = Observer(s)
+        cleanup.callback(obs.close)
         parts.start_all()
         stream = load_stream(s.cache_dir)
         import httpx
@@ -231,7 +240,10 @@ def run(base: Settings, p: ChaosParams, *, work_dir: Path, database_url: str | N
         t0 = time.monotonic()
         meter.start()
         edge.start()
+        cleanup.callback(edge.stop)
         mojo.start()
+        cleanup.callback(mojo.stop)
+        cleanup.callback(lambda: setattr(result, "seconds", time.monotonic() - started))
         time.sleep(p.warmup_s)
         watched = [n for n in parts.services if n != "sink"]
         warm = {n: rss_bytes(parts.pid(n) or 0) for n in watched}
@@ -270,22 +282,8 @@ def run(base: Settings, p: ChaosParams, *, work_dir: Path, database_url: str | N
         result.verdict = judge(s, url, edge.acked, mojo.connections,
                                committed=(obs.committed_offsets(s.app_id, s.frames_topic),
                                           obs.committed_offsets(s.sink_group, s.results_topic)))
-        for err in (edge.errors if edge else []):
+        for err in edge.errors:
             result.verdict.problems.append(f"edge producer: {err}")
-    finally:
-        result.seconds = time.monotonic() - started
-        if mojo is not None:
-            mojo.stop()
-        if edge is not None:
-            edge.stop()
-        obs.close()
-        parts.stop_all()
-        if own_db:
-            stop_embedded(s)
-        if not p.keep_topics:
-            _remove_topics(s, progress)
-        if started_broker:
-            stop_broker(s)
     return result
 
 

@@ -36,6 +36,21 @@ def test_one_minute_of_chaos_loses_nothing(make_settings, tmp_path):
     assert result.lag_recovery_s is not None, "\n".join(lines)
 
 
+def test_a_schedule_the_window_cannot_hold_fails_before_anything_starts(tmp_path):
+    """Found running short runs back to back: the plan was drawn after the embedded broker and
+    PostgreSQL had started, so a run refused for its schedule left both running."""
+    from infra.embedded import free_port, port_open
+    from infra.settings import Settings
+
+    port = free_port()
+    s = Settings(kafka_bootstrap_servers=None, embedded_kafka_port=port, data_dir=tmp_path / "data")
+    p = ChaosParams(minutes=1.0, faces=2, per_kind=2, warmup_s=9.0, quiet_s=15.0)
+    with pytest.raises(ValueError, match="the fault window has"):
+        run(s, p, work_dir=tmp_path / "chaos", progress=lambda _: None)
+    assert not port_open("127.0.0.1", port)
+    assert not (tmp_path / "chaos").exists()
+
+
 def _left_behind(s) -> list[str]:
     from infra.topics import owned_prefixes
     from tests.infra.test_topics import _topics
