@@ -19,6 +19,8 @@ REPEATS_SUPPRESSED = Counter("facestream_repeats_suppressed_total", "Results of 
                              "client (redelivered after a worker restart), not sent again", ["service"])
 ENGINE_REPAIRS = Counter("facestream_engine_repairs_total", "Frames the stream engine delivered twice (dropped) "
                          "or skipped (read back from Kafka)", ["kind"])
+BATCH_RETRIES = Counter("facestream_batch_retries_total", "Batches of frames the worker tried again after a "
+                        "failure (the broker or a read-back timing out)")
 ACTIVE_SESSIONS = Gauge("facestream_active_sessions", "Open face sessions held by this worker")
 CONSUMER_LAG = Gauge("facestream_consumer_lag", "Messages behind the end of the input topic", ["service"])
 LATENCY = Histogram("facestream_end_to_end_latency_seconds", "Capture time to result produced",

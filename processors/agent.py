@@ -1,17 +1,25 @@
 """What the Faust agent does with a batch of frame events, and how idle sessions close.
 
 The agent (``processors.app``) hands each ``stream.take_events`` batch to ``FrameBatches.handle``:
-decode (refusals to the dead letters), the pure pipeline over the whole batch, one Table write per
-face (Faust turns it into a changelog record), then every result sent at once and the producer
-flushed. Faust acknowledges the batch's events only after ``handle`` returns and commits offsets
-only after flushing its producer, so a result, its session's changelog record and the offset that
-covers its frame are always written in that order: at-least-once, and a replayed frame re-emits
-its result without advancing the session (sinks deduplicate on (face_key, seq)).
+decode (refusals to the dead letters), the pure pipeline over the whole batch, every result sent
+at once and the producer flushed, then one Table write per face (Faust turns it into a changelog
+record). Faust commits offsets only after flushing its producer, so a result, its session's
+changelog record and the offset that covers its frame are always written in that order:
+at-least-once, and a replayed frame re-emits its result without advancing the session (sinks
+deduplicate on (face_key, seq)).
+
+``handle`` never raises. Faust acknowledges a batch's events when the agent leaves the batch,
+however it leaves it (``take_events`` acks in a ``finally``), and then commits past them: a batch
+that raised was lost, and so were the events its restarted agent never saw. So a batch that fails
+(the broker, or a read-back, timing out under load) is tried again from the state it started from
+until it succeeds; one left unfinished (the worker stopping meanwhile) has its events' acks
+withheld, so its offsets stay uncommitted for the next worker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
@@ -60,7 +68,13 @@ def partition_of(key: bytes, partitions: int) -> int:
 
 
 class DeliveryError(RuntimeError):
-    """Results could not be written to Kafka: the batch is not acknowledged and is reprocessed."""
+    """Results could not be written to Kafka: the batch is tried again (``FrameBatches.handle``)."""
+
+
+def retry_delay_s(attempt: int, first_s: float = 0.5, most_s: float = 30.0) -> float:
+    """Seconds before trying a failed batch again for the ``attempt``-th time (1, 2, ...):
+    doubling from ``first_s``, at most ``most_s``."""
+    return min(most_s, first_s * 2 ** (attempt - 1))
 
 
 @dataclass
@@ -75,9 +89,15 @@ class FrameBatches:
     # Tells the stream engine that offsets it skipped were read back and processed (their results
     # delivered), so it may commit past them: ``processors.app`` gives Faust's consumer the acks.
     acknowledge: Callable[[int, range], None] = lambda partition, offsets: None
+    # Keeps the stream engine from acknowledging a batch left unfinished, so that it never commits
+    # past its frames (``processors.app.withhold_acks``).
+    withhold: Callable[[Sequence[EventT]], None] = lambda events: None
     # Where a partition resumes after a (re)assignment: its group's committed offset (None: unknown).
     committed: Callable[[int], Awaitable[int | None]] | None = None
     gaps: GapReader = field(init=False)
+    # Face keys of the batch in hand: their sessions in the Table are older than its frames until
+    # its results are out, and idle-session closing must not take them meanwhile.
+    busy: set[bytes] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.gaps = GapReader(self.s.bootstrap, self.s.frames_topic)
@@ -106,6 +126,29 @@ class FrameBatches:
         return out
 
     async def handle(self, events: Sequence[EventT]) -> None:
+        """Process one batch of frame events; a failure is retried, never raised (module docstring)."""
+        done = False
+        attempt = 0
+        try:
+            while not done:
+                expected = dict(self.guard.expected)
+                try:
+                    await self._handle(events)
+                    done = True
+                except Exception as exc:  # noqa: BLE001 - raising here loses the batch (module docstring)
+                    self.guard.expected = expected  # the batch's offsets are taken again, read-backs too
+                    attempt += 1
+                    delay = retry_delay_s(attempt)
+                    metrics.BATCH_RETRIES.inc()
+                    log.error("a batch of %d frames failed (%s: %s); trying it again in %.1f s (attempt %d). Its "
+                              "offsets are not committed until it succeeds", len(events), type(exc).__name__, exc,
+                              delay, attempt + 1)
+                    await asyncio.sleep(delay)
+        finally:
+            if not done:
+                self.withhold(events)
+
+    async def _handle(self, events: Sequence[EventT]) -> None:
         s = self.s
         frames: list[LandmarkFrame] = []
         pending: list[asyncio.Future] = []
@@ -120,17 +163,24 @@ class FrameBatches:
                 pending.append(await self._dead_letter(payload, exc))
         if frames:
             keys = {f.key for f in frames}
-            current = {k: self.sessions.get(k.encode()) for k in keys}
+            # Copies: the pipeline advances sessions in place, and the Table keeps the ones the batch
+            # started from until its results are out (a failed batch is tried again from them).
+            current = {k: copy.copy(self.sessions.get(k.encode())) for k in keys}
             out = self.processor.process(frames, current)
-            for key, session in out.sessions.items():
-                self.sessions[key.encode()] = session  # one changelog record per face per batch
+            self.busy = {k.encode() for k in keys}
             pending.extend(await self._send(s.results_topic, ((r.session_id.encode(), r.encode())
                                                               for r in out.results)))
-            metrics.STALE_FRAMES.inc(out.stale)
-        await self._delivered(pending)
+        try:
+            await self._delivered(pending)
+            if frames:
+                for key, session in out.sessions.items():
+                    self.sessions[key.encode()] = session  # one changelog record per face per batch
+        finally:
+            self.busy = set()
         for partition, offsets in read_back:  # their results are out: the engine may commit past them
             self.acknowledge(partition, offsets)
         if frames:
+            metrics.STALE_FRAMES.inc(out.stale)
             metrics.FRAMES_IN.labels("worker").inc(len(frames))
             metrics.RESULTS_OUT.labels("worker").inc(len(out.results))
             for r in out.results:
@@ -145,7 +195,7 @@ class FrameBatches:
             return 0
         idle: list[tuple[bytes, FaceSession]] = []
         for key, session in list(self.sessions.items()):
-            if session is None or now - session.last_seen_ms <= gap_ms:
+            if session is None or now - session.last_seen_ms <= gap_ms or key in self.busy:
                 continue
             if partition_of(key, self.s.partitions) not in quiet:
                 continue  # frames of it may be waiting, or a copy of a partition another worker owns now
@@ -159,7 +209,7 @@ class FrameBatches:
                                                ((m.session_id.encode(), m.encode()) for m in summaries)))
         closed = 0
         for key, session in idle:
-            if self.sessions.get(key) is session and session.last_seen_ms <= now - gap_ms:
+            if self.sessions.get(key) is session and session.last_seen_ms <= now - gap_ms and key not in self.busy:
                 del self.sessions[key]
                 closed += 1
                 log.info("session %s closed after %d frames", session.face_key, session.frames)

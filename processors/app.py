@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 import faust
+from faust.types import EventT
 
 from infra import allocator, metrics
 from infra.settings import Settings
@@ -75,6 +77,7 @@ def create_app(s: Settings, processor: FrameProcessor | None = None) -> faust.Ap
 
     batches = FrameBatches(s, sessions, lambda: app.producer, processor,
                            acknowledge=lambda part, offsets: ack_read_back(app, s.frames_topic, part, offsets),
+                           withhold=withhold_acks,
                            committed=committed_offset)
     rebalanced = {"ms": now_ms(), "ready": False}
     metrics.CONSUMER_LAG.labels("worker").set(0)  # exposed from the start, updated by the timer
@@ -147,6 +150,19 @@ def ack_read_back(app: faust.App, topic: str, partition: int, offsets: range) ->
                 index.add(offset)
                 acked.append(offset)
                 consumer._n_acked += 1
+
+
+def withhold_acks(events: Sequence[EventT]) -> None:
+    """Keep Faust from acknowledging ``events``: their batch was left unfinished (the worker is
+    stopping), and Faust acks a batch's events whenever the agent leaves it, then commits past them
+    (``processors.agent``). A message marked acked is skipped by ``Message.ack``, so its offset never
+    reaches the consumer's acked list, and no commit passes it. Faust has no public call for it:
+    this sets the same flag under the same lock, for the pinned faust-streaming."""
+    from faust.types.tuples import ack_lock
+
+    with ack_lock:
+        for event in events:
+            event.message.acked = True
 
 
 def __getattr__(name: str) -> faust.App:

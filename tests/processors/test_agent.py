@@ -1,11 +1,18 @@
-"""Which partitions' idle sessions may close (pure). Found by the chaos run: a worker restarted
-behind a backlog closed sessions whose frames were still waiting in Kafka, so each such face got
-two sessions and two summaries; at load, an overloaded worker that had read nothing of a
-partition for 30 s after its restart did the same to every face of it."""
+"""The agent's batches: which partitions' idle sessions may close (pure), and a batch that fails
+(a real worker against a real broker that refuses its results for a while).
+
+Idle sessions, found by the chaos run: a worker restarted behind a backlog closed sessions whose
+frames were still waiting in Kafka, so each such face got two sessions and two summaries; at load,
+an overloaded worker that had read nothing of a partition for 30 s after its restart did the same
+to every face of it."""
 
 from __future__ import annotations
 
-from processors.agent import quiet_partitions
+import time
+
+import pytest
+
+from processors.agent import quiet_partitions, retry_delay_s
 
 
 def test_a_partition_with_frames_waiting_is_not_quiet():
@@ -19,3 +26,51 @@ def test_a_partition_not_read_since_the_rebalance_is_judged_from_its_committed_o
     assert quiet_partitions({3: (900, 640)}) == set()
     assert quiet_partitions({3: (900, 900)}) == {3}, "nothing arrived since the commit"
     assert quiet_partitions({3: (900, None)}) == set(), "no commit known: never close on a guess"
+
+
+def test_a_failed_batch_waits_longer_each_time_up_to_half_a_minute():
+    assert [retry_delay_s(n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 4.0]
+    assert retry_delay_s(20) == 30.0
+
+
+@pytest.mark.integration
+def test_a_batch_whose_results_the_broker_refuses_is_tried_again_until_it_lands(
+        make_settings, start_worker, collect, wolfgang_frames):
+    """Found by the chaos run: a batch that raised (its results not delivered) was acknowledged by
+    Faust all the same, and committed past: its frames never got a result."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    from producers.publish import Publisher
+
+    s = make_settings(session_gap_s=120.0)
+    worker = start_worker(s)
+    admin = KafkaAdminClient(bootstrap_servers=s.bootstrap)
+
+    def results_up_to(size: int) -> None:
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, s.results_topic,
+                                            configs={"max.message.bytes": str(size)})])
+
+    try:
+        results_up_to(100)  # a result is a few KB: every batch of results is refused
+        frames = [f for f in wolfgang_frames if f.track_id == 0][:100]
+        publisher = Publisher(s)
+        for f in frames:
+            publisher.send(f)
+        publisher.close()
+        deadline = time.monotonic() + 60
+        while worker.output().count("trying it again") < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert worker.output().count("trying it again") >= 2, worker.output()[-3000:]
+        results_up_to(16 << 20)
+    finally:
+        admin.close()
+
+    sid = frames[0].session_id
+    results, _ = collect(s, lambda r, sm: {x.seq for x in r if x.session_id == sid} >= {f.seq for f in frames},
+                         timeout_s=90)
+    mine = {x.seq: x for x in results if x.session_id == sid}
+    assert set(mine) == {f.seq for f in frames}, "every frame has a result"
+    # Tried again from the state the batch started from: each frame counted once in its session.
+    assert sorted(x.session_frame for x in mine.values()) == list(range(len(frames)))
+    assert "Crashed" not in worker.output() and worker.proc.poll() is None
