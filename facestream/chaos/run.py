@@ -72,6 +72,7 @@ class ChaosResult:
     machine_cpu: tuple[float, float] = (0.0, 0.0)  # (busy, available) CPU seconds of the machine, same span
     not_run: list[str] = field(default_factory=list)
     broker: str = ""
+    real_kafka: bool = False  # False: the embedded broker (noida-db), with what it cannot host or honour
     edge_sent: int = 0
     mojo_hung: int = 0  # Mojo connect/disconnect calls the harness gave up after a timeout
     traffic_s: float = 0.0  # how long the traffic ran
@@ -195,6 +196,7 @@ def run(base: Settings, p: ChaosParams, *, work_dir: Path, database_url: str | N
                   PlanParams(postgres_stop_s=pg_hold, workers=workers))
     result = ChaosResult(params=p, seed=seed, settings=s)
     result.broker = f"Kafka at {s.bootstrap}" if real_kafka else f"noida-db at {s.bootstrap}"
+    result.real_kafka = real_kafka
     if not real_kafka:
         result.not_run += ["two workers, one killed (a partition move): the embedded broker (noida-db) cannot "
                            "rebalance a two-worker group; run with KAFKA_BOOTSTRAP_SERVERS of a real Kafka",
