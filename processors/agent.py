@@ -235,6 +235,5 @@ class FrameBatches:
             await self.producer().flush()
             await asyncio.gather(*pending)
         except Exception as exc:  # aiokafka's KafkaError, or Faust's ProducerSendError around it
-            raise DeliveryError(
-                f"could not write to Kafka at {self.s.bootstrap} ({type(exc).__name__}: {exc}); the batch "
-                "was not acknowledged and is reprocessed when the worker restarts") from exc
+            raise DeliveryError(f"could not write to Kafka at {self.s.bootstrap} ({type(exc).__name__}: {exc}); "
+                                "nothing is acknowledged until it is written") from exc

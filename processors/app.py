@@ -113,6 +113,15 @@ def create_app(s: Settings, processor: FrameProcessor | None = None) -> faust.Ap
     async def close_idle_sessions() -> None:
         if app.rebalancing:
             return
+        try:
+            await sweep()
+        except Exception as exc:  # noqa: BLE001 - a Faust timer that raises crashes the whole worker
+            # Nothing is lost: a session is deleted only after its summary is delivered, so the
+            # next sweep closes it again.
+            log.warning("closing idle sessions failed (%s: %s); trying again in %.0f s", type(exc).__name__, exc,
+                        s.sweep_interval_s)
+
+    async def sweep() -> None:
         owned = [tp for tp in app.consumer.assignment() if tp.topic == s.frames_topic]
         # Per partition: its end, and the next offset this worker will process (before any since
         # the rebalance: the committed offset, where it resumes).

@@ -283,6 +283,24 @@ def collect() -> Callable[..., tuple[list[FaceResult], list[SessionSummary]]]:
     return run
 
 
+@pytest.fixture
+def refuse_over() -> Callable[[Settings, str, int], None]:
+    """Make the broker refuse records of ``topic`` over ``size`` bytes (``max.message.bytes``): a
+    broker that will not take a part's output until the limit is raised again."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    def limit(s: Settings, topic: str, size: int) -> None:
+        admin = KafkaAdminClient(bootstrap_servers=s.bootstrap)
+        try:
+            admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
+                                                configs={"max.message.bytes": str(size)})])
+        finally:
+            admin.close()
+
+    return limit
+
+
 @pytest.fixture(scope="session")
 def wolfgang_frames() -> list:
     """LandmarkFrames of WolfgangLanger_Pexels.mp4, extracted once by the real edge code."""

@@ -35,36 +35,24 @@ def test_a_failed_batch_waits_longer_each_time_up_to_half_a_minute():
 
 @pytest.mark.integration
 def test_a_batch_whose_results_the_broker_refuses_is_tried_again_until_it_lands(
-        make_settings, start_worker, collect, wolfgang_frames):
+        make_settings, start_worker, collect, wolfgang_frames, refuse_over):
     """Found by the chaos run: a batch that raised (its results not delivered) was acknowledged by
     Faust all the same, and committed past: its frames never got a result."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import ConfigResource, ConfigResourceType
-
     from producers.publish import Publisher
 
     s = make_settings(session_gap_s=120.0)
     worker = start_worker(s)
-    admin = KafkaAdminClient(bootstrap_servers=s.bootstrap)
-
-    def results_up_to(size: int) -> None:
-        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, s.results_topic,
-                                            configs={"max.message.bytes": str(size)})])
-
-    try:
-        results_up_to(100)  # a result is a few KB: every batch of results is refused
-        frames = [f for f in wolfgang_frames if f.track_id == 0][:100]
-        publisher = Publisher(s)
-        for f in frames:
-            publisher.send(f)
-        publisher.close()
-        deadline = time.monotonic() + 60
-        while worker.output().count("trying it again") < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert worker.output().count("trying it again") >= 2, worker.output()[-3000:]
-        results_up_to(16 << 20)
-    finally:
-        admin.close()
+    refuse_over(s, s.results_topic, 100)  # a result is a few KB: every batch of results is refused
+    frames = [f for f in wolfgang_frames if f.track_id == 0][:100]
+    publisher = Publisher(s)
+    for f in frames:
+        publisher.send(f)
+    publisher.close()
+    deadline = time.monotonic() + 60
+    while worker.output().count("trying it again") < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert worker.output().count("trying it again") >= 2, worker.output()[-3000:]
+    refuse_over(s, s.results_topic, 16 << 20)
 
     sid = frames[0].session_id
     results, _ = collect(s, lambda r, sm: {x.seq for x in r if x.session_id == sid} >= {f.seq for f in frames},

@@ -140,3 +140,29 @@ def test_stopped_worker_commits_everything_so_a_successor_replays_nothing(
     mine = [r for r in results if r.session_id == sid]
     assert len(mine) == len(frames), "no frame was processed twice"
     assert _by_seq(mine, sid)[frames[100].seq].session_frame == 100, "the session went on"
+
+
+def test_a_summary_the_broker_refuses_is_sent_again_and_the_worker_stays_up(
+        make_settings, start_worker, collect, wolfgang_frames, refuse_over):
+    """A Faust timer that raises stops the whole worker: the idle-session sweep raised when a
+    summary could not be delivered, and every calculation stopped with it."""
+    s = make_settings(session_gap_s=2.0)
+    worker = start_worker(s)
+    refuse_over(s, s.summaries_topic, 100)  # a summary is a few hundred bytes
+    frames = [f for f in wolfgang_frames if f.track_id == 0][:30]
+    publisher = Publisher(s)
+    for f in frames:
+        publisher.send(f)
+    publisher.close()
+    sid = frames[0].session_id
+    collect(s, lambda r, sm: len(_by_seq(r, sid)) >= len(frames), timeout_s=60)
+    deadline = time.monotonic() + 30
+    while worker.output().count("closing idle sessions failed") < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert worker.output().count("closing idle sessions failed") >= 2, worker.output()[-3000:]
+    assert worker.proc.poll() is None, "the worker keeps running"
+    refuse_over(s, s.summaries_topic, 16 << 20)
+
+    _, summaries = collect(s, lambda r, sm: any(x.session_id == sid for x in sm), timeout_s=30, quiet_s=3.0)
+    mine = [x for x in summaries if x.session_id == sid]
+    assert len(mine) == 1 and mine[0].frames == len(frames), mine
