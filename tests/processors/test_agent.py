@@ -8,6 +8,7 @@ to every face of it."""
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -34,31 +35,60 @@ def test_a_failed_batch_waits_longer_each_time_up_to_half_a_minute():
 
 
 @pytest.mark.integration
-def test_a_batch_whose_results_the_broker_refuses_is_tried_again_until_it_lands(
-        make_settings, start_worker, collect, wolfgang_frames, refuse_over):
-    """Found by the chaos run: a batch that raised (its results not delivered) was acknowledged by
-    Faust all the same, and committed past: its frames never got a result."""
+def _refused_batches(s, worker, frames, refuse_over, retries: int) -> None:
+    """Publish ``frames`` while the broker refuses results; return once the worker has tried again
+    ``retries`` times."""
     from producers.publish import Publisher
 
-    s = make_settings(session_gap_s=120.0)
-    worker = start_worker(s)
     refuse_over(s, s.results_topic, 100)  # a result is a few KB: every batch of results is refused
-    frames = [f for f in wolfgang_frames if f.track_id == 0][:100]
     publisher = Publisher(s)
     for f in frames:
         publisher.send(f)
     publisher.close()
     deadline = time.monotonic() + 60
-    while worker.output().count("trying it again") < 2 and time.monotonic() < deadline:
+    while worker.output().count("trying it again") < retries and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert worker.output().count("trying it again") >= 2, worker.output()[-3000:]
-    refuse_over(s, s.results_topic, 16 << 20)
+    assert worker.output().count("trying it again") >= retries, worker.output()[-3000:]
 
+
+def _results_of(s, collect, frames) -> dict:
     sid = frames[0].session_id
     results, _ = collect(s, lambda r, sm: {x.seq for x in r if x.session_id == sid} >= {f.seq for f in frames},
                          timeout_s=90)
     mine = {x.seq: x for x in results if x.session_id == sid}
     assert set(mine) == {f.seq for f in frames}, "every frame has a result"
+    return mine
+
+
+@pytest.mark.integration
+def test_a_batch_whose_results_the_broker_refuses_is_tried_again_until_it_lands(
+        make_settings, start_worker, collect, wolfgang_frames, refuse_over):
+    """Found by the chaos run: a batch that raised (its results not delivered) was acknowledged by
+    Faust all the same, and committed past: its frames never got a result."""
+    s = make_settings(session_gap_s=120.0)
+    worker = start_worker(s)
+    frames = [f for f in wolfgang_frames if f.track_id == 0][:100]
+    _refused_batches(s, worker, frames, refuse_over, retries=2)
+    refuse_over(s, s.results_topic, 16 << 20)
+
+    mine = _results_of(s, collect, frames)
     # Tried again from the state the batch started from: each frame counted once in its session.
     assert sorted(x.session_frame for x in mine.values()) == list(range(len(frames)))
     assert "Crashed" not in worker.output() and worker.proc.poll() is None
+
+
+@pytest.mark.integration
+def test_a_worker_stopped_while_its_batch_is_refused_leaves_the_batch_to_the_next_one(
+        make_settings, start_worker, collect, wolfgang_frames, refuse_over):
+    """Faust acknowledges the batch in hand when a stopping worker cancels its agent, and commits
+    before it exits: unless those acks are withheld, the next worker starts past frames that never
+    got a result."""
+    s = make_settings(session_gap_s=120.0, worker_instance_id="worker-0")
+    first = start_worker(s)
+    frames = [f for f in wolfgang_frames if f.track_id == 0][:60]
+    _refused_batches(s, first, frames, refuse_over, retries=1)
+    first.kill(signal.SIGTERM)  # a clean stop, in the middle of the retries
+    refuse_over(s, s.results_topic, 16 << 20)
+
+    start_worker(s)
+    _results_of(s, collect, frames)
