@@ -85,6 +85,7 @@ class Connection:
     received: int = 0
     refused: int = 0  # frames the gateway said it could not accept (an `error` event)
     closed: float | None = None  # when the client saw it drop (None: open until the end)
+    killed: bool = False  # its gateway was killed while it was open (set by the fault, not by the client)
 
     @property
     def gaps(self) -> int:

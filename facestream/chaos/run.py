@@ -141,6 +141,8 @@ class _Faults:
                 name = f"gateway-{f.target}"
                 hit = [c for c in list(self.mojo.connections) if c.gateway == f.target and c.closed is None]
                 rec.in_flight = sum(c.gaps for c in hit)
+                for c in hit:  # what the client believes of its connection does not decide this
+                    c.killed = True
                 # Noted before the kill: its clients may be back on the other gateway before the
                 # dead process is reaped (the kernel closes its sockets first), and a connection
                 # opened then is a new one all the same.

@@ -78,7 +78,8 @@ def render(r: ChaosResult, heading: str = "## Chaos at load") -> list[str]:
         f"{v.summaries_inconsistent} |",
         f"| Mojo frames sent / calculations received / refused with an error event | {v.mojo_sent:,} / "
         f"{v.mojo_received:,} / {v.mojo_refused:,} |",
-        f"| Mojo gaps: on connections whose gateway was killed / on connections that stayed up | "
+        f"| Mojo gaps: on connections whose gateway was killed / on all others (a connection an overloaded "
+        "gateway dropped among them) | "
         f"{v.mojo_gaps_at_kills} / {v.mojo_gaps_other} |",
         f"| Mojo connect or disconnect calls that hung (given up after {MojoLoad.connect_timeout_s:g} s, tried "
         f"again) | {r.mojo_hung} |",

@@ -41,3 +41,18 @@ def test_clients_back_before_the_killed_gateway_is_reaped_count_as_recovered():
     _Faults(parts, obs=None, mojo=mojo, t0=time.monotonic(), timeout_s=3.0).apply(rec.fault, rec)
     assert parts.started == ["gateway-0"] and not rec.error
     assert rec.recovery_s is not None and rec.recovery_s < 1.0, rec.recovery_s
+
+
+def test_a_connection_counts_as_killed_by_the_fault_not_by_what_its_client_saw():
+    """Found in loaded runs: connections an overloaded gateway dropped (never killed) were counted
+    with the killed ones, and their unanswered frames excused."""
+    from facestream.chaos.verdict import mojo_gaps
+
+    on_killed = Connection(client=0, gateway=0, opened=time.monotonic(), sent=9, received=5)
+    on_other = Connection(client=1, gateway=1, opened=time.monotonic(), sent=9, received=9)
+    mojo = SimpleNamespace(connections=[on_killed, on_other])
+    rec = FaultRecord(Fault(at_s=0.0, kind="gateway", down_s=0.1, target=0))
+    _Faults(_Parts(mojo), obs=None, mojo=mojo, t0=time.monotonic(), timeout_s=1.0).apply(rec.fault, rec)
+    assert on_killed.killed and not on_other.killed
+    dropped = Connection(client=1, gateway=1, opened=time.monotonic(), sent=7, received=4, closed=time.monotonic())
+    assert mojo_gaps([on_killed, on_other, dropped]) == (4, 3), "the dropped connection's 3 are not excused"
