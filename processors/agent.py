@@ -29,6 +29,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from faust.types import EventT, ProducerT
 
 from infra import metrics
+from infra.backoff import retry_delay_s
 from infra.settings import Settings
 from processors.gaps import GapReader, OffsetGuard
 from processors.pipeline import FrameProcessor
@@ -69,12 +70,6 @@ def partition_of(key: bytes, partitions: int) -> int:
 
 class DeliveryError(RuntimeError):
     """Results could not be written to Kafka: the batch is tried again (``FrameBatches.handle``)."""
-
-
-def retry_delay_s(attempt: int, first_s: float = 0.5, most_s: float = 30.0) -> float:
-    """Seconds before trying a failed batch again for the ``attempt``-th time (1, 2, ...):
-    doubling from ``first_s``, at most ``most_s``."""
-    return min(most_s, first_s * 2 ** (attempt - 1))
 
 
 @dataclass

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psycopg
 
+from infra.backoff import retry_delay_s
 from infra.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,7 @@ def migrate_when_up(url: str, *, stop: threading.Event | None = None, attempts: 
     of exiting. ``on_retry(why, delay_s)`` is told each failure (delay None: giving up). Returns
     the migrations applied, or None when ``stop`` was set or ``attempts`` tries failed. A
     database that answers but refuses the migrations (privileges) raises StoreError at once."""
-    delay, tried = 0.5, 0
+    tried = 0
     while stop is None or not stop.is_set():
         try:
             with connect(url) as conn:
@@ -178,6 +179,7 @@ def migrate_when_up(url: str, *, stop: threading.Event | None = None, attempts: 
             if not isinstance(cause, psycopg.OperationalError):
                 raise
             tried += 1
+            delay = retry_delay_s(tried)
             why = first_line(cause)
             if attempts is not None and tried >= attempts:
                 if on_retry is not None:
@@ -189,7 +191,6 @@ def migrate_when_up(url: str, *, stop: threading.Event | None = None, attempts: 
                 stop.wait(delay)
             else:
                 time.sleep(delay)
-            delay = min(delay * 2, 30.0)
     return None
 
 

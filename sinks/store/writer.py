@@ -23,6 +23,7 @@ from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError, RebalanceInProgressError
 
 from infra import membership, metrics
+from infra.backoff import retry_delay_s
 from infra.joins import JoinTracker
 from infra.pacing import Pacer, paced_poll
 from infra.settings import Settings
@@ -171,7 +172,7 @@ class StoreSink:
 
     def _write(self, results: list[FaceResult], summaries: list[SessionSummary]) -> None:
         """Write one batch, retrying with backoff until it lands or ``stop`` is set."""
-        delay = 0.5
+        failures = 0
         while not self.stop.is_set():
             try:
                 if self._conn is None or self._conn.closed:
@@ -188,6 +189,8 @@ class StoreSink:
                 metrics.ROWS_WRITTEN.labels("session_summaries", "written").inc(st.summaries_written)
                 return
             except (psycopg.OperationalError, psycopg.InterfaceError, StoreError, OSError) as exc:
+                failures += 1
+                delay = retry_delay_s(failures)
                 self.stats.db_retries += 1
                 metrics.DB_RETRIES.inc()
                 log.warning("PostgreSQL unavailable (%s); retrying the batch of %d results in %.1f s",
@@ -197,7 +200,6 @@ class StoreSink:
                     self._conn.close()
                 self._conn = None
                 self.stop.wait(delay)
-                delay = min(delay * 2, 30.0)
         raise InterruptedError("stopped before the batch was written")
 
     def _retain(self) -> None:

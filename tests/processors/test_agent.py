@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from processors.agent import quiet_partitions, retry_delay_s
+from processors.agent import quiet_partitions
 
 
 def test_a_partition_with_frames_waiting_is_not_quiet():
@@ -29,12 +29,6 @@ def test_a_partition_not_read_since_the_rebalance_is_judged_from_its_committed_o
     assert quiet_partitions({3: (900, None)}) == set(), "no commit known: never close on a guess"
 
 
-def test_a_failed_batch_waits_longer_each_time_up_to_half_a_minute():
-    assert [retry_delay_s(n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 4.0]
-    assert retry_delay_s(20) == 30.0
-
-
-@pytest.mark.integration
 def _refused_batches(s, worker, frames, refuse_over, retries: int) -> None:
     """Publish ``frames`` while the broker refuses results; return once the worker has tried again
     ``retries`` times."""
