@@ -332,7 +332,6 @@ def _drain(obs: Observer, s: Settings, url: str, timeout_s: float) -> Drained:
         time.sleep(0.5)
     # Sessions close after session_gap_s without frames (the sweep runs every sweep_interval_s).
     time.sleep(s.session_gap_s + s.sweep_interval_s)
-    open_faces = -1
     while True:
         with psycopg.connect(url) as conn:
             open_faces = conn.execute("SELECT count(*) FROM sessions x WHERE NOT EXISTS "

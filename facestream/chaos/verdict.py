@@ -47,8 +47,7 @@ class Observer:
         return sum(self._consumer(None).end_offsets(self._parts(topics)).values())
 
     def committed(self, group: str, topics: list[str]) -> int:
-        c = self._consumer(group)
-        return sum(c.committed(tp) or 0 for tp in self._parts(topics))
+        return sum(sum(self.committed_offsets(group, t).values()) for t in topics)
 
     def committed_offsets(self, group: str, topic: str) -> dict[int, int]:
         """Partition -> the group's committed offset on ``topic`` (0 where it has none)."""
@@ -247,8 +246,9 @@ def judge(s: Settings, url: str, edge_acked: dict[str, set[int]], mojo_connectio
         missing = [(k, seq) for k, q in on_topic.items() for seq in q - rows.get(k, set())]
         if missing:  # who had them: read only then, the results topic holds a row's worth per frame
             results = results_on_topic(s, set(missing))
-            by_worker = [x for x in missing if x not in results and _passed(topic.where[x], committed, 0)]
-            by_sink = [x for x in missing if x in results and _passed(results[x], committed, 1)]
+            worker, sink = committed or (None, None)
+            by_worker = [x for x in missing if x not in results and _passed(topic.where[x], worker)]
+            by_sink = [x for x in missing if x in results and _passed(results[x], sink)]
             v.lost, v.lost_by_sink = len(by_worker) + len(by_sink), len(by_sink)
             v.pending = len(missing) - v.lost
             v.lost_at = offset_runs([topic.where[x] for x in by_worker + by_sink])
@@ -287,6 +287,7 @@ def mojo_gaps(connections: list) -> tuple[int, int]:
     return sum(c.gaps for c in connections if c.killed), sum(c.gaps for c in connections if not c.killed)
 
 
-def _passed(place: tuple[int, int], committed: tuple[dict[int, int], dict[int, int]] | None, group: int) -> bool:
-    """Whether the group (0: the worker's, 1: the sink's) committed past ``place`` (partition, offset)."""
-    return committed is None or place[1] < committed[group].get(place[0], 0)
+def _passed(place: tuple[int, int], committed: dict[int, int] | None) -> bool:
+    """Whether a group whose committed offsets are ``committed`` (partition -> offset; None: all)
+    committed past ``place`` (partition, offset)."""
+    return committed is None or place[1] < committed.get(place[0], 0)
