@@ -86,6 +86,7 @@ class Connection:
     refused: int = 0  # frames the gateway said it could not accept (an `error` event)
     closed: float | None = None  # when the client saw it drop (None: open until the end)
     killed: bool = False  # its gateway was killed while it was open (set by the fault, not by the client)
+    reason: str | None = None  # why it dropped, as python-socketio tells the client
 
     @property
     def gaps(self) -> int:
@@ -155,7 +156,11 @@ class MojoLoad:
             def on_error(_: dict, conn: Connection = conn) -> None:
                 conn.refused += 1
 
+            def on_drop(reason: str | None = None, conn: Connection = conn) -> None:
+                conn.reason = str(reason) if reason is not None else "unknown"
+
             c.on("calculation", on_calc, namespace=self.namespace)
+            c.on("disconnect", on_drop, namespace=self.namespace)
             c.on("error", on_error, namespace=self.namespace)
             try:
                 # python-socketio's connect can hang for minutes on a server that is coming back

@@ -70,7 +70,8 @@ class Parts:
         for i, port in enumerate(self.gateway_ports):
             self.services[f"gateway-{i}"] = Service(f"gateway-{i}", "gateway", self.logs / f"gateway-{i}.log",
                                                     {**env, "FACESTREAM_GATEWAY_PORT": str(port),
-                                                     "FACESTREAM_GATEWAY_METRICS_PORT": "0"})
+                                                     "FACESTREAM_GATEWAY_METRICS_PORT": "0",
+                                                     "FACESTREAM_LOG_LEVEL": "info"})  # why clients left
 
     @property
     def gateway_urls(self) -> list[str]:

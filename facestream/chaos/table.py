@@ -80,7 +80,7 @@ def render(r: ChaosResult, heading: str = "## Chaos at load") -> list[str]:
         f"{v.mojo_received:,} / {v.mojo_refused:,} |",
         f"| Mojo gaps: on connections whose gateway was killed / on all others (a connection an overloaded "
         "gateway dropped among them) | "
-        f"{v.mojo_gaps_at_kills} / {v.mojo_gaps_other} |",
+        f"{v.mojo_gaps_at_kills} / {v.mojo_gaps_other}{_drops(v.mojo_drops)} |",
         f"| Mojo connect or disconnect calls that hung (given up after {MojoLoad.connect_timeout_s:g} s, tried "
         f"again) | {r.mojo_hung} |",
         f"| consumer lag back under {r.lag_threshold:,} messages after the last fault (target "
@@ -90,6 +90,14 @@ def render(r: ChaosResult, heading: str = "## Chaos at load") -> list[str]:
         f"| verdict | {'passed' if r.ok else 'FAILED: ' + '; '.join(_failures(r))} |",
     ]
     return lines
+
+
+def _drops(drops: dict[str, tuple[int, int]]) -> str:
+    """The connections that dropped without a kill, by reason, for the Mojo gaps row."""
+    if not drops:
+        return ""
+    each = ", ".join(f"{reason}: {n} with {gaps:,} gaps" for reason, (n, gaps) in sorted(drops.items()))
+    return f"; dropped without a kill: {each}"
 
 
 # Measured: asked for at most 1 MB, noida-db returned a 114 MB backlog in one fetch response.

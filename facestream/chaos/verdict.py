@@ -218,6 +218,8 @@ class Verdict:
     mojo_refused: int = 0  # frames the gateways answered with an error (not accepted)
     mojo_gaps_at_kills: int = 0  # frames sent on a connection whose gateway was killed, unanswered
     mojo_gaps_other: int = 0  # unanswered frames of every other connection, dropped or not (must be 0)
+    # Connections that dropped although their gateway was not killed: reason -> (connections, gaps).
+    mojo_drops: dict[str, tuple[int, int]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -260,6 +262,7 @@ def judge(s: Settings, url: str, edge_acked: dict[str, set[int]], mojo_connectio
     v.mojo_received = sum(c.received for c in mojo_connections)
     v.mojo_refused = sum(c.refused for c in mojo_connections)
     v.mojo_gaps_at_kills, v.mojo_gaps_other = mojo_gaps(mojo_connections)
+    v.mojo_drops = drops_without_kill(mojo_connections)
     for name, value in (("acknowledged frames lost (no row, and committed past)", v.lost),
                         ("acknowledged frames still on their way when the run ended (no row yet)", v.pending),
                         ("duplicated rows", v.duplicated),
@@ -285,6 +288,18 @@ def mojo_gaps(connections: list) -> tuple[int, int]:
     the kills the run carried out, not by what a client saw: a connection an overloaded gateway
     dropped was not killed, and its gaps are not excused."""
     return sum(c.gaps for c in connections if c.killed), sum(c.gaps for c in connections if not c.killed)
+
+
+def drops_without_kill(connections: list) -> dict[str, tuple[int, int]]:
+    """Connections that dropped while their gateway was not killed, by the reason python-socketio
+    gave the client (``ping timeout``: the gateway or the client too busy to answer a ping in time;
+    ``transport error``/``transport close``: the socket broke): reason -> (connections, their gaps)."""
+    out: dict[str, tuple[int, int]] = {}
+    for c in connections:
+        if c.closed is not None and not c.killed:
+            n, gaps = out.get(c.reason or "unknown", (0, 0))
+            out[c.reason or "unknown"] = (n + 1, gaps + c.gaps)
+    return out
 
 
 def _passed(place: tuple[int, int], committed: dict[int, int] | None) -> bool:

@@ -182,6 +182,10 @@ class Gateway:
         self.frame_rate.drop(sid)
         if conn is None:
             return
+        # Why a client left (its own goodbye, a ping it did not answer, a broken transport) tells
+        # an operator whether calculations it missed were the client's doing or the gateway's.
+        log.info("%s %s left: %s", "follower of" if conn.subscription else "Mojo session",
+                 conn.subscription or conn.session_id, reason or "unknown")
         if conn.subscription:
             left = self.followers.get(conn.subscription, 1) - 1
             if left > 0:

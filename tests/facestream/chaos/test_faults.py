@@ -56,3 +56,20 @@ def test_a_connection_counts_as_killed_by_the_fault_not_by_what_its_client_saw()
     assert on_killed.killed and not on_other.killed
     dropped = Connection(client=1, gateway=1, opened=time.monotonic(), sent=7, received=4, closed=time.monotonic())
     assert mojo_gaps([on_killed, on_other, dropped]) == (4, 3), "the dropped connection's 3 are not excused"
+
+
+def test_connections_dropped_without_a_kill_are_counted_by_the_reason_their_client_was_given():
+    from facestream.chaos.table import _drops
+    from facestream.chaos.verdict import drops_without_kill
+
+    now = time.monotonic()
+    killed = Connection(client=0, gateway=0, opened=now, sent=9, received=5, closed=now, killed=True,
+                        reason="transport error")
+    ping = [Connection(client=i, gateway=1, opened=now, sent=9, received=9 - i, closed=now, reason="ping timeout")
+            for i in (1, 2)]
+    unknown = Connection(client=3, gateway=1, opened=now, sent=4, received=4, closed=now)
+    still_up = Connection(client=4, gateway=1, opened=now, sent=9, received=1)
+    drops = drops_without_kill([killed, *ping, unknown, still_up])
+    assert drops == {"ping timeout": (2, 3), "unknown": (1, 0)}
+    assert _drops(drops) == "; dropped without a kill: ping timeout: 2 with 3 gaps, unknown: 1 with 0 gaps"
+    assert _drops({}) == ""
