@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     results_retention_ms: int = Field(7 * 24 * 3600 * 1000, ge=-1, description="how long the results, "
                                       "sessions and dead-letter topics keep records. Given to topics when "
                                       "they are created; -1: for ever")
+    changelog_segment_ms: int = Field(10_000, ge=1000, description="how often the worker's session changelog "
+                                      "closes a log segment. A broker compacts closed segments only, so a "
+                                      "restarted worker replays about this long of the Table's writes (one per "
+                                      "face per batch) plus one record per face; with the broker's default "
+                                      "(7 days or 1 GB) it replays everything written since the topic began. "
+                                      "Given to the changelog when it is created")
 
     fetch_idle_max_s: float = Field(
         0.01, ge=0, description="longest pause of an idle consumer between fetches (the embedded broker "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import GroupIdNotFoundError, KafkaError, TopicAlreadyExistsError
 
 from infra.settings import Settings
@@ -44,8 +44,9 @@ def topic_specs(s: Settings) -> dict[str, dict[str, str]]:
         s.results_topic: _kept(s.results_retention_ms),
         s.summaries_topic: _kept(s.results_retention_ms),
         s.dead_letter_topic: _kept(s.results_retention_ms),
-        # The worker's session state: one value per face, so compaction keeps it small.
-        changelog_topic(s.app_id): {"cleanup.policy": "compact"},
+        # The worker's session state: one value per face once compacted, and compacted only when
+        # its segments close; a restarted worker replays all of it before reading a frame.
+        changelog_topic(s.app_id): {"cleanup.policy": "compact", "segment.ms": str(s.changelog_segment_ms)},
     }
 
 
@@ -84,9 +85,30 @@ def ensure_topics(s: Settings, timeout_s: float = 30.0) -> list[str]:
                 pass
         if created:
             log.info("created topics %s with %d partitions", created, s.partitions)
+        if changelog_topic(s.app_id) in existing:
+            _keep_changelog_configs(admin, s)
         return created
     finally:
         admin.close()
+
+
+def _keep_changelog_configs(admin: KafkaAdminClient, s: Settings) -> None:
+    """Give an existing session changelog the configs it is created with. It is the worker's own
+    state, so a deployment made before one of them (segment.ms: without it nothing is compacted) gets
+    it here; the other topics' retention may have been changed by an operator, and is left alone."""
+    name = changelog_topic(s.app_id)
+    want = topic_specs(s)[name]
+    try:
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+        have = {k: v.get("value") for k, v in described.get("topic", {}).get(name, {}).items()}
+        changed = {k: v for k, v in want.items() if have.get(k) != v}
+        if changed:
+            admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, configs=changed)])
+            log.info("set %s on the existing session changelog %s", changed, name)
+    except KafkaError as exc:
+        log.warning("could not check the configs of the session changelog %s (%s); set them with "
+                    "kafka-configs --alter --entity-type topics --entity-name %s --add-config %s",
+                    name, exc, name, ",".join(f"{k}={v}" for k, v in want.items()))
 
 
 def remove_topics(bootstrap: str, prefixes: Iterable[str], groups: Iterable[str] = (),

@@ -101,7 +101,8 @@ def test_held_empty_fetches_stop_the_spin_and_deliver_everything(bootstrap):
         await producer.send_and_wait(topic, b"first")
         await consumer.start()
         try:
-            got = [m.value for m in (await consumer.getmany(timeout_ms=5000)).get(next(iter(consumer.assignment())), [])]
+            fetched = await consumer.getmany(timeout_ms=5000)
+            got = [m.value for m in fetched.get(next(iter(consumer.assignment())), [])]
             calls[0] = 0
             await asyncio.sleep(1.0)  # idle: the broker answers every fetch at once
             idle_fetches = calls[0]

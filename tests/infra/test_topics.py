@@ -6,7 +6,8 @@ import time
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
 from infra.settings import Settings
@@ -85,3 +86,67 @@ def test_a_frames_topic_forgets_what_is_older_than_its_retention(make_settings):
     finally:
         consumer.close()
         producer.close()
+
+
+def _readable(bootstrap: str, topic: str) -> int:
+    """How many records a reader from the start of partition 0 gets: what a recovering worker replays."""
+    tp = TopicPartition(topic, 0)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
+                             consumer_timeout_ms=1500)
+    try:
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        return sum(1 for _ in consumer)
+    finally:
+        consumer.close()
+
+
+def test_the_session_changelog_is_compacted_while_the_worker_writes_it(make_settings):
+    """Found by the chaos run: with cleanup.policy=compact alone nothing was compacted (a broker
+    compacts closed segments only, and none closed), so a restarted worker replayed every session
+    write since the topic began, and its restarts took longer the longer it had run."""
+    s = make_settings(changelog_segment_ms=1000)
+    topic = changelog_topic(s.app_id)
+    producer = KafkaProducer(bootstrap_servers=s.bootstrap)
+    try:
+        written = 0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            for _ in range(10):  # ten faces, one write each per batch, as the worker does
+                producer.send(topic, f"session state {written}".encode(), key=f"face-{written % 10}".encode(),
+                              partition=0)
+                written += 1
+            producer.flush()
+            time.sleep(0.01)
+            if written >= 3000 and written % 500 == 0 and _readable(s.bootstrap, topic) < written // 2:
+                break
+        assert written >= 3000
+        assert _readable(s.bootstrap, topic) < written // 2, f"all {written} writes would be replayed"
+    finally:
+        producer.close()
+
+
+def test_an_existing_changelog_made_without_a_segment_time_gets_it(make_settings):
+    """A deployment whose changelog was created before segment.ms was set would never compact it."""
+    s = make_settings()
+    topic = changelog_topic(s.app_id)
+    admin = KafkaAdminClient(bootstrap_servers=s.bootstrap)
+    try:
+        admin.delete_topics([topic])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # made again as before segment.ms was set
+            try:
+                admin.create_topics([NewTopic(topic, s.partitions, 1, topic_configs={"cleanup.policy": "compact"})])
+                break
+            except TopicAlreadyExistsError:
+                time.sleep(0.2)
+
+        def segment_ms_now() -> str | None:
+            got = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])["topic"][topic]
+            return got.get("segment.ms", {}).get("value")
+
+        assert segment_ms_now() is None, "the old topic, as created before"
+        assert ensure_topics(s) == []
+        assert segment_ms_now() == str(s.changelog_segment_ms)
+    finally:
+        admin.close()
