@@ -160,13 +160,14 @@ class SessionChecks:
     skips: int
     summaries_missing: int
     summaries_inconsistent: int
+    examples: tuple[str, ...] = ()  # the first few sessions that failed a check, for the logs to be read against
 
 
 # Sessions from the rows: a face's next session must follow a gap of at least ``session_gap_s``
 # in its frames' capture times (the input stopped: an edge producer whose frames expired unsent,
 # a Mojo client reconnecting late), else the session was reset. Every session must have a summary
 # (the store keeps one per face and start) that counts its rows and averages their attention.
-_SESSION_CHECKS = """
+_SESSIONS = """
 WITH r AS (SELECT face_key, session_started, seq, session_frame, capture_time, attention,
                   row_number() OVER (PARTITION BY face_key, session_started ORDER BY seq) - 1 AS rank
            FROM face_results),
@@ -177,6 +178,8 @@ WITH r AS (SELECT face_key, session_started, seq, session_frame, capture_time, a
      chain AS (SELECT *, first_at - lag(last_at) OVER (PARTITION BY face_key ORDER BY first_seq) AS after
                FROM sess),
      s AS (SELECT face_key, started, frames, mean_attention AS attention FROM session_summaries)
+"""
+_SESSION_CHECKS = _SESSIONS + """
 SELECT count(*),
        count(*) FILTER (WHERE chain.after < make_interval(secs => %(gap)s)),
        count(*) FILTER (WHERE chain.after >= make_interval(secs => %(gap)s)),
@@ -187,9 +190,27 @@ FROM chain LEFT JOIN s ON s.face_key = chain.face_key AND s.started = chain.sess
 """
 
 
+_BROKEN_SESSIONS = _SESSIONS + """
+SELECT chain.face_key, chain.session_started, chain.first_seq, chain.n, extract(epoch FROM chain.after),
+       chain.skips, s.frames
+FROM chain LEFT JOIN s ON s.face_key = chain.face_key AND s.started = chain.session_started
+WHERE chain.after < make_interval(secs => %(gap)s) OR chain.skips > 0 OR s.face_key IS NULL
+      OR s.frames <> chain.n OR abs(s.attention - chain.attention) > 1e-3
+ORDER BY chain.face_key, chain.first_seq LIMIT 5
+"""
+
+
 def session_checks(conn: psycopg.Connection, session_gap_s: float) -> SessionChecks:
     """The sessions in the store, judged against their rows and summaries (``_SESSION_CHECKS``)."""
-    return SessionChecks(*conn.execute(_SESSION_CHECKS, {"gap": session_gap_s}).fetchone())
+    counts = conn.execute(_SESSION_CHECKS, {"gap": session_gap_s}).fetchone()
+    examples = tuple(
+        f"face {face} session of {started:%H:%M:%S.%f}"[:-3] + f" from seq {first_seq}, {n} rows"
+        + ("" if after is None else f", begun {float(after):.3f} s after the face's previous session")
+        + (f", {skips} rows out of count" if skips else "")
+        + (", no summary" if summary is None else f", summary says {summary} frames")
+        for face, started, first_seq, n, after, skips, summary
+        in conn.execute(_BROKEN_SESSIONS, {"gap": session_gap_s}))
+    return SessionChecks(*counts, examples=examples)
 
 
 @dataclass
@@ -274,6 +295,8 @@ def judge(s: Settings, url: str, edge_acked: dict[str, set[int]], mojo_connectio
                         ("unanswered frames on connections whose gateway was not killed", v.mojo_gaps_other)):
         if value:
             v.problems.append(f"{value} {name}")
+    if checks.examples and (v.resets or v.skips or v.summaries_missing or v.summaries_inconsistent):
+        v.problems.append("sessions failing a check: " + "; ".join(checks.examples))
     if v.lost_at:  # where: to hold against the worker's log of restarts and read-backs
         runs = ", ".join(f"{p}:{a}-{b}" for p, a, b in v.lost_at[:8])
         more = f" and {len(v.lost_at) - 8} more" if len(v.lost_at) > 8 else ""

@@ -58,6 +58,12 @@ def test_sessions_are_judged_against_gaps_in_their_frames(database_url):
     assert checks.skips == 3
     assert checks.summaries_missing == 1, "reset's second session"
     assert checks.summaries_inconsistent == 1, "paused's second session: 2 frames said, 3 stored"
+    named = "\n".join(checks.examples)
+    assert len(checks.examples) == 3, named  # paused's second, reset's second, skipping
+    assert "face reset/0" in named and "from seq 5, 5 rows, begun 0.100 s after the face's previous session, " \
+        "no summary" in named, named
+    assert "face skipping/0" in named and "3 rows out of count" in named, named
+    assert "summary says 2 frames" in named, named
 
 
 def test_lost_frames_are_told_as_runs_of_offsets_per_partition():
