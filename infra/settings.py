@@ -53,7 +53,8 @@ class Settings(BaseSettings):
                                       "restarted worker replays about this long of the Table's writes (one per "
                                       "face per batch) plus one record per face; with the broker's default "
                                       "(7 days or 1 GB) it replays everything written since the topic began. "
-                                      "Given to the changelog when it is created")
+                                      "Given to the changelog when it is created, and to an existing one "
+                                      "when a worker starts")
 
     fetch_idle_max_s: float = Field(
         0.01, ge=0, description="longest pause of an idle consumer between fetches (the embedded broker "
