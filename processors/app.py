@@ -122,14 +122,18 @@ def create_app(s: Settings, processor: FrameProcessor | None = None) -> faust.Ap
                         s.sweep_interval_s)
 
     async def sweep() -> None:
-        owned = [tp for tp in app.consumer.assignment() if tp.topic == s.frames_topic]
+        owned = [tp.partition for tp in app.consumer.assignment() if tp.topic == s.frames_topic]
         # Per partition: its end, and the next offset this worker will process (before any since
-        # the rebalance: the committed offset, where it resumes).
+        # the rebalance: the committed offset, where it resumes). The end is asked of the broker:
+        # the consumer's own (from its last fetch) is as old as a stall, and a worker that woke
+        # from one (frozen, starved of CPU, dropped by its group) saw its faces idle and their
+        # partitions quiet before it had fetched what came meanwhile, and closed every session.
+        ends = await asyncio.to_thread(committed.ends, owned) if owned else {}
         progress = {}
-        for tp in owned:
-            nxt = batches.guard.expected.get(tp.partition)
-            progress[tp.partition] = (app.consumer.highwater(tp),
-                                      nxt if nxt is not None else await committed_offset(tp.partition))
+        for partition in owned:
+            nxt = batches.guard.expected.get(partition)
+            progress[partition] = (ends.get(partition),
+                                   nxt if nxt is not None else await committed_offset(partition))
         now = now_ms()
         quiet = quiet_partitions(progress)
         if await batches.close_idle(quiet, now, rebalanced["ms"]):

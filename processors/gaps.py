@@ -52,23 +52,36 @@ class OffsetGuard:
 
 class CommittedOffsets:
     """The worker group's committed offsets of the frames topic, asked of the group coordinator
-    without joining the group (kafka-python's ``committed``; blocking: call it in a thread)."""
+    without joining the group (kafka-python's ``committed``), and the topic's ends, asked of the
+    brokers (blocking: call them in a thread)."""
 
     def __init__(self, bootstrap: str, group: str, topic: str) -> None:
         self.bootstrap, self.group, self.topic = bootstrap, group, topic
         self._consumer = None
         self._lock = threading.Lock()  # asked from several threads; a kafka-python client is not thread-safe
 
-    def get(self, partition: int) -> int | None:
+    def _client(self):
         from kafka import KafkaConsumer
+
+        if self._consumer is None:
+            self._consumer = KafkaConsumer(bootstrap_servers=self.bootstrap.split(","), group_id=self.group,
+                                           enable_auto_commit=False, client_id="facestream-committed",
+                                           request_timeout_ms=10_000)
+        return self._consumer
+
+    def get(self, partition: int) -> int | None:
         from kafka import TopicPartition as KafkaTP
 
         with self._lock:
-            if self._consumer is None:
-                self._consumer = KafkaConsumer(bootstrap_servers=self.bootstrap.split(","), group_id=self.group,
-                                               enable_auto_commit=False, client_id="facestream-committed",
-                                               request_timeout_ms=10_000)
-            return self._consumer.committed(KafkaTP(self.topic, partition))
+            return self._client().committed(KafkaTP(self.topic, partition))
+
+    def ends(self, partitions: list[int]) -> dict[int, int]:
+        """The offset after each partition's last record, as the broker has it now."""
+        from kafka import TopicPartition as KafkaTP
+
+        with self._lock:
+            got = self._client().end_offsets([KafkaTP(self.topic, p) for p in partitions])
+        return {tp.partition: offset for tp, offset in got.items()}
 
     def close(self) -> None:
         with self._lock:

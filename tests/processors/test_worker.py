@@ -166,3 +166,46 @@ def test_a_summary_the_broker_refuses_is_sent_again_and_the_worker_stays_up(
     _, summaries = collect(s, lambda r, sm: any(x.session_id == sid for x in sm), timeout_s=30, quiet_s=3.0)
     mine = [x for x in summaries if x.session_id == sid]
     assert len(mine) == 1 and mine[0].frames == len(frames), mine
+
+
+def test_a_frozen_worker_does_not_close_the_sessions_whose_frames_went_on(make_settings, start_worker, collect,
+                                                                          wolfgang_frames):
+    """Found by freezing a worker in a chaos run (as a VM pause or a starved process does): when it
+    woke, its idle-session sweep ran before it had fetched what came meanwhile, judged its partitions
+    quiet by the ends its consumer last fetched, and closed every session; each face started again
+    on its next frame."""
+    import dataclasses
+
+    s = make_settings(session_gap_s=2.0, consumer_session_timeout_s=6.0)  # the least a broker takes
+    worker = start_worker(s)
+    face = [f for f in wolfgang_frames if f.track_id == 0]
+    publisher = Publisher(s)
+    sent = 0
+
+    def stream(seconds: float) -> None:  # the face goes on at 30 Hz, numbered on from where it was
+        nonlocal sent
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            publisher.send(dataclasses.replace(face[sent % len(face)], seq=sent,
+                                               capture_ms=int(time.time() * 1000)))
+            sent += 1
+            time.sleep(1 / 30)
+        publisher.flush()
+
+    sid = face[0].session_id
+    stream(2.0)
+    # Longer than a gap and than the group's session timeout (the group drops the worker, which
+    # rejoins when it wakes, as the chaos run's starved worker did); the frames keep coming.
+    worker.proc.send_signal(signal.SIGSTOP)
+    try:
+        stream(9.0)
+    finally:
+        worker.proc.send_signal(signal.SIGCONT)
+    stream(3.0)
+    publisher.close()
+    results, summaries = collect(s, lambda r, sm: len(_by_seq(r, sid)) >= sent, timeout_s=90, quiet_s=1.0)
+    got = _by_seq(results, sid)
+    assert set(got) == set(range(sent))
+    starts = {r.session_started_ms for r in got.values()}
+    assert len(starts) == 1, f"the face's session was closed and started again: {len(starts)} sessions"
+    assert not [m for m in summaries if m.session_id == sid], "no summary while the face's frames went on"
