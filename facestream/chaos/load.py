@@ -157,7 +157,7 @@ class MojoLoad:
                 conn.refused += 1
 
             def on_drop(reason: str | None = None, conn: Connection = conn) -> None:
-                conn.reason = str(reason) if reason is not None else "unknown"
+                conn.reason = None if reason is None else str(reason)
 
             c.on("calculation", on_calc, namespace=self.namespace)
             c.on("disconnect", on_drop, namespace=self.namespace)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import psycopg
 from kafka import KafkaConsumer, TopicPartition
@@ -202,16 +202,18 @@ ORDER BY chain.face_key, chain.first_seq LIMIT 5
 
 
 def session_checks(conn: psycopg.Connection, session_gap_s: float) -> SessionChecks:
-    """The sessions in the store, judged against their rows and summaries (``_SESSION_CHECKS``)."""
-    counts = conn.execute(_SESSION_CHECKS, {"gap": session_gap_s}).fetchone()
-    examples = tuple(
+    """The sessions in the store, judged against their rows and summaries (``_SESSION_CHECKS``);
+    when some fail, the first few of them (``_BROKEN_SESSIONS``, a second pass over the rows)."""
+    checks = SessionChecks(*conn.execute(_SESSION_CHECKS, {"gap": session_gap_s}).fetchone())
+    if not (checks.resets or checks.skips or checks.summaries_missing or checks.summaries_inconsistent):
+        return checks
+    return replace(checks, examples=tuple(
         f"face {face} session of {started:%H:%M:%S.%f}"[:-3] + f" from seq {first_seq}, {n} rows"
         + ("" if after is None else f", begun {float(after):.3f} s after the face's previous session")
         + (f", {skips} rows out of count" if skips else "")
         + (", no summary" if summary is None else f", summary says {summary} frames")
         for face, started, first_seq, n, after, skips, summary
-        in conn.execute(_BROKEN_SESSIONS, {"gap": session_gap_s}))
-    return SessionChecks(*counts, examples=examples)
+        in conn.execute(_BROKEN_SESSIONS, {"gap": session_gap_s})))
 
 
 @dataclass
@@ -296,7 +298,7 @@ def judge(s: Settings, url: str, edge_acked: dict[str, set[int]], mojo_connectio
                         ("unanswered frames on connections whose gateway was not killed", v.mojo_gaps_other)):
         if value:
             v.problems.append(f"{value} {name}")
-    if checks.examples and (v.resets or v.skips or v.summaries_missing or v.summaries_inconsistent):
+    if checks.examples:
         v.problems.append("sessions failing a check: " + "; ".join(checks.examples))
     if v.lost_at:  # where: to hold against the worker's log of restarts and read-backs
         runs = ", ".join(f"{p}:{a}-{b}" for p, a, b in v.lost_at[:8])
@@ -321,8 +323,9 @@ def drops_without_kill(connections: list) -> dict[str, tuple[int, int]]:
     out: dict[str, tuple[int, int]] = {}
     for c in connections:
         if c.closed is not None and not c.killed:
-            n, gaps = out.get(c.reason or "unknown", (0, 0))
-            out[c.reason or "unknown"] = (n + 1, gaps + c.gaps)
+            reason = c.reason or "unknown"  # None: the client was never told (it gave up itself)
+            n, gaps = out.get(reason, (0, 0))
+            out[reason] = (n + 1, gaps + c.gaps)
     return out
 
 
